@@ -1,0 +1,166 @@
+/* kbench: the core contract between the runner, families (reference/) and implementations
+ * (kernels/). Read ../DESIGN.md for the architecture; this header is the whole API a new
+ * family or implementation needs. */
+#ifndef KBENCH_H
+#define KBENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KB_MAX_PARAMS 8
+#define KB_MAX_TENSORS 8
+#define KB_ALIGN 64
+#define KB_GUARD_BYTES 64 /* after every output buffer, CPU and Vulkan */
+#define KB_GUARD_BYTE 0xA5
+
+/* ---- tensors ---------------------------------------------------------------------------- */
+
+typedef enum { KB_F32, KB_F16, KB_BF16, KB_I8, KB_U8, KB_I32, KB_F64 } kb_dtype;
+
+size_t kb_dtype_size(kb_dtype t);
+const char *kb_dtype_name(kb_dtype t);
+
+typedef struct kb_tensor {
+    char name[32];
+    kb_dtype dtype; /* element type; packed formats are KB_U8 with shape [rows, row_bytes] */
+    int ndim;
+    int64_t shape[4];
+    size_t bytes; /* payload bytes = product(shape) * dtype size */
+    void *data;   /* KB_ALIGN aligned; KB_GUARD_BYTES of KB_GUARD_BYTE follow the payload */
+} kb_tensor;
+
+/* Allocates data (aligned, guarded). Returns 0, or -1 when the allocation fails. */
+int kb_tensor_alloc(kb_tensor *t, const char *name, kb_dtype dt, int ndim, const int64_t *shape);
+void kb_tensor_free(kb_tensor *t);
+void kb_tensor_poison(kb_tensor *t);         /* payload := NaN (f32/f16/bf16) or 0xCD bytes */
+int kb_tensor_guard_ok(const kb_tensor *t);  /* 1 when the guard bytes are intact */
+void kb_tensor_guard_reset(kb_tensor *t);
+int64_t kb_tensor_numel(const kb_tensor *t);
+
+/* ---- RNG (splitmix64 seeded xoshiro256**) ------------------------------------------------ */
+
+typedef struct kb_rng { uint64_t s[4]; } kb_rng;
+void kb_rng_seed(kb_rng *r, uint64_t seed);
+uint64_t kb_rng_u64(kb_rng *r);
+float kb_rng_uniform(kb_rng *r, float lo, float hi); /* [lo, hi) */
+float kb_rng_normal(kb_rng *r);                      /* N(0, 1) */
+
+/* ---- f16 / bf16 conversions (exact, round to nearest even) ------------------------------- */
+
+float kb_f16_to_f32(uint16_t h);
+uint16_t kb_f32_to_f16(float f);
+float kb_bf16_to_f32(uint16_t h);
+uint16_t kb_f32_to_bf16(float f);
+
+/* ---- families ------------------------------------------------------------------------------ */
+
+typedef struct kb_param_def {
+    const char *name;
+    int64_t def; /* default value when a case does not name it */
+    int64_t min, max;
+    const char *help;
+} kb_param_def;
+
+struct kb_family;
+
+typedef struct kb_case {
+    const struct kb_family *fam;
+    int64_t p[KB_MAX_PARAMS]; /* in the family's parameter order */
+    char label[64];           /* model name of the shape, e.g. "llama3-8b.ffn_up"; may be "" */
+} kb_case;
+
+typedef struct kb_family {
+    const char *name;  /* "matvec_q4_0" */
+    const char *suite; /* default suite it belongs to */
+    const char *help;
+    int nparams;
+    kb_param_def params[KB_MAX_PARAMS];
+    /* Shape check beyond min/max. Returns 0, or -1 with a message in err. */
+    int (*validate)(const int64_t *p, char *err, size_t errlen);
+    /* Tensor descriptors (name, dtype, ndim, shape; no data) for inputs and outputs. */
+    int (*describe)(const int64_t *p, kb_tensor *in, int *n_in, kb_tensor *out, int *n_out);
+    /* Fills allocated inputs with valid random data (weights directly in packed form). */
+    void (*generate)(const int64_t *p, kb_tensor *in, kb_rng *rng);
+    /* The definition: plain C, no SIMD, no threads. */
+    void (*reference)(const int64_t *p, const kb_tensor *in, kb_tensor *out);
+    /* Cost model. */
+    double (*bytes)(const int64_t *p);
+    double (*flops)(const int64_t *p);
+    /* Inputs re-read on every call (rotated beyond the LLC for cold timing): a mask of inputs. */
+    unsigned rotate_mask;
+    double tol_nmse; /* default tolerance for implementations with f32 arithmetic */
+} kb_family;
+
+int64_t kb_case_param(const kb_case *c, const char *name); /* -1 when the family has none */
+
+/* ---- thread pool ------------------------------------------------------------------------- */
+
+typedef struct kb_pool kb_pool;
+typedef void (*kb_task_fn)(void *arg, int tid, int nthreads);
+kb_pool *kb_pool_create(int nthreads, int pin); /* pin: bind thread i to core i (hwloc) */
+void kb_pool_destroy(kb_pool *p);
+int kb_pool_size(const kb_pool *p);
+/* Runs fn(arg, tid, n) on every thread (the caller is thread 0) and waits for all. */
+void kb_pool_run(kb_pool *p, kb_task_fn fn, void *arg);
+/* Splits [0, n) into near-equal chunks aligned to `align`; thread tid gets [*lo, *hi). */
+void kb_split(int64_t n, int64_t align, int tid, int nthreads, int64_t *lo, int64_t *hi);
+
+/* ---- implementations --------------------------------------------------------------------- */
+
+typedef enum { KB_BACKEND_CPU, KB_BACKEND_VULKAN } kb_backend;
+
+struct kb_vk; /* harness/vk.h */
+
+typedef struct kb_env {
+    kb_pool *pool;     /* CPU implementations */
+    struct kb_vk *vk;  /* Vulkan implementations; NULL when no device */
+} kb_env;
+
+typedef struct kb_impl {
+    const char *family; /* family name */
+    const char *name;   /* "ref", "avx2", "avx512", "avx2_q8act", "vk", ... */
+    kb_backend backend;
+    /* NULL when usable here, else a short reason ("CPU lacks avx512f"). */
+    const char *(*available)(const kb_env *env);
+    double tol_nmse;     /* 0: the family's default */
+    const char *tol_why; /* why this tolerance differs from the family's */
+
+    /* Simple CPU form: stateless; run reads inputs and writes every output element. */
+    void (*cpu_run)(const kb_case *c, const kb_tensor *in, kb_tensor *out, kb_pool *pool);
+
+    /* General form (Vulkan, repacking CPU kernels). prepare is not timed: it may repack or
+     * upload `in` and must remember where outputs go; it returns state or NULL with err set.
+     * run is the timed region; gpu_seconds (may be NULL) receives device time when known.
+     * finish copies results (payload and guard bytes) back into `out`. */
+    void *(*prepare)(const kb_env *env, const kb_case *c, const kb_tensor *in,
+                     const kb_tensor *out, char *err, size_t errlen);
+    int (*run)(void *state, const kb_env *env, double *gpu_seconds);
+    int (*finish)(void *state, kb_tensor *out);
+    void (*release)(void *state);
+} kb_impl;
+
+/* ---- registry ------------------------------------------------------------------------------ */
+
+int kb_family_count(void);
+const kb_family *kb_family_at(int i);
+const kb_family *kb_family_find(const char *name);
+int kb_impl_count(void);
+const kb_impl *kb_impl_at(int i);
+
+/* ---- CPU features (cpuid + xgetbv) --------------------------------------------------------- */
+
+typedef struct kb_cpu_features {
+    int avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512vnni, avx512bf16, avxvnni, amx_int8,
+        amx_bf16, amx_os;
+    char brand[64];
+} kb_cpu_features;
+const kb_cpu_features *kb_cpu(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
