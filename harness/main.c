@@ -1,0 +1,2 @@
+#include "kbench.h"
+int main(void) { return 0; }
