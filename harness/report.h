@@ -1,0 +1,16 @@
+/* Reports: an aligned table for people, CSV for tools, JSON with samples and machine facts. */
+#ifndef KB_REPORT_H
+#define KB_REPORT_H
+
+#include <stdio.h>
+
+#include "runner.h"
+
+void kb_report_header(FILE *f, const kb_results *r);
+void kb_report_table(FILE *f, const kb_results *r);
+void kb_report_csv(FILE *f, const kb_results *r);
+/* Written to a temporary file and renamed: whole or not at all. Returns 0 or -1. */
+int kb_report_json(const char *path, const kb_results *r, const kb_options *o, int argc,
+                   char **argv);
+
+#endif

@@ -1,0 +1,593 @@
+#include "runner.h"
+
+#include <errno.h>
+#include <math.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "diff.h"
+#include "npy.h"
+#include "stats.h"
+#include "sysinfo.h"
+
+#ifdef KB_HAVE_VULKAN
+struct kb_vk *kb_vk_create(int device_index, char *err, size_t errlen);
+void kb_vk_destroy(struct kb_vk *vk);
+const char *kb_vk_describe(const struct kb_vk *vk);
+#endif
+
+#define MAX_COPIES 64
+#define MAX_SAMPLES 200000
+#define VK_ROTATE_BYTES (256.0 * 1024 * 1024) /* beyond any GPU L2 seen (H100: 50 MB) */
+
+void kb_options_default(kb_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->device = -1;
+    o->seed = 1234;
+    o->min_time = 0.1;
+    o->max_time = 1.0;
+    o->noise_pct = 3.0;
+    o->min_samples = 10;
+}
+
+const char *kb_status_name(kb_status s)
+{
+    static const char *n[] = {"pass", "FAIL", "skip", "ERROR"};
+    return n[s];
+}
+
+void kb_results_free(kb_results *r)
+{
+    for (int i = 0; i < r->n; i++)
+        free(r->v[i].samples);
+    free(r->v);
+    memset(r, 0, sizeof *r);
+}
+
+static kb_result *new_result(kb_results *r, const kb_case *c, const kb_impl *impl, int threads)
+{
+    if (r->n == r->cap) {
+        int cap = r->cap ? r->cap * 2 : 64;
+        kb_result *v = realloc(r->v, sizeof(kb_result) * (size_t)cap);
+        if (!v) {
+            fprintf(stderr, "kbench: out of memory for results\n");
+            exit(2);
+        }
+        r->v = v;
+        r->cap = cap;
+    }
+    kb_result *x = &r->v[r->n++];
+    memset(x, 0, sizeof *x);
+    x->c = *c;
+    x->impl = impl;
+    x->threads = threads;
+    x->nmse = x->max_abs = x->cosine = x->median = x->min = x->p90 = x->wall_median = NAN;
+    x->noise_pct = x->gbps = x->gflops = NAN;
+    x->bytes = c->fam->bytes ? c->fam->bytes(c->p) : NAN;
+    x->flops = c->fam->flops ? c->fam->flops(c->p) : NAN;
+    return x;
+}
+
+/* ---- one case's data ------------------------------------------------------------------- */
+
+typedef struct {
+    int n_in, n_out;
+    kb_tensor in[KB_MAX_TENSORS], ref[KB_MAX_TENSORS], out[KB_MAX_TENSORS];
+    kb_tensor copies[MAX_COPIES][KB_MAX_TENSORS]; /* copies[0] aliases in */
+    int n_copies;
+    double rotated_bytes;
+} case_data;
+
+static uint64_t case_seed(uint64_t seed, const kb_case *c)
+{
+    uint64_t h = seed ^ 0xcbf29ce484222325ull; /* FNV-1a over family name and parameters */
+    for (const char *s = c->fam->name; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    for (int i = 0; i < c->fam->nparams; i++)
+        h = (h ^ (uint64_t)c->p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static void case_free(case_data *d)
+{
+    for (int k = 1; k < d->n_copies; k++)
+        for (int i = 0; i < d->n_in; i++)
+            if (d->copies[k][i].data != d->in[i].data)
+                kb_tensor_free(&d->copies[k][i]);
+    for (int i = 0; i < d->n_in; i++)
+        kb_tensor_free(&d->in[i]);
+    for (int i = 0; i < d->n_out; i++) {
+        kb_tensor_free(&d->ref[i]);
+        kb_tensor_free(&d->out[i]);
+    }
+    memset(d, 0, sizeof *d);
+}
+
+static double gib(double b) { return b / (1024.0 * 1024 * 1024); }
+
+static int case_setup(const kb_options *o, const kb_case *c, case_data *d, char *err, size_t n)
+{
+    memset(d, 0, sizeof *d);
+    if (kb_case_check(c, err, n) != 0)
+        return -1;
+    kb_tensor din[KB_MAX_TENSORS], dout[KB_MAX_TENSORS];
+    if (c->fam->describe(c->p, din, &d->n_in, dout, &d->n_out) != 0) {
+        snprintf(err, n, "%s: the family cannot describe this shape", c->fam->name);
+        return -1;
+    }
+    /* Sizes from the shape, in double so an absurd shape cannot overflow before we refuse it. */
+    double need = 0;
+    for (int i = 0; i < d->n_in; i++) {
+        double b = (double)kb_dtype_size(din[i].dtype);
+        for (int k = 0; k < din[i].ndim; k++)
+            b *= (double)din[i].shape[k];
+        need += b;
+        if (c->fam->rotate_mask & (1u << i))
+            d->rotated_bytes += b;
+    }
+    for (int i = 0; i < d->n_out; i++) {
+        double b = (double)kb_dtype_size(dout[i].dtype);
+        for (int k = 0; k < dout[i].ndim; k++)
+            b *= (double)dout[i].shape[k];
+        need += 2 * b;
+    }
+    const kb_sysinfo *si = kb_sysinfo_get();
+    double avail = si->mem_avail_bytes ? (double)si->mem_avail_bytes : (double)si->mem_bytes;
+    if (avail > 0 && need > 0.8 * avail) {
+        snprintf(err, n, "needs %.2f GiB of memory; %.2f GiB available", gib(need), gib(avail));
+        return -1;
+    }
+    for (int i = 0; i < d->n_in; i++)
+        if (kb_tensor_alloc(&d->in[i], din[i].name, din[i].dtype, din[i].ndim, din[i].shape)) {
+            snprintf(err, n, "cannot allocate input %s (%.2f GiB)", din[i].name, gib(din[i].bytes));
+            case_free(d);
+            return -1;
+        }
+    for (int i = 0; i < d->n_out; i++)
+        if (kb_tensor_alloc(&d->ref[i], dout[i].name, dout[i].dtype, dout[i].ndim, dout[i].shape) ||
+            kb_tensor_alloc(&d->out[i], dout[i].name, dout[i].dtype, dout[i].ndim, dout[i].shape)) {
+            snprintf(err, n, "cannot allocate output %s", dout[i].name);
+            case_free(d);
+            return -1;
+        }
+    kb_rng rng;
+    kb_rng_seed(&rng, case_seed(o->seed, c));
+    c->fam->generate(c->p, d->in, &rng);
+    for (int i = 0; i < d->n_out; i++)
+        kb_tensor_poison(&d->ref[i]);
+    c->fam->reference(c->p, d->in, d->ref);
+    memcpy(d->copies[0], d->in, sizeof d->in);
+    d->n_copies = 1;
+    return 0;
+}
+
+/* Copies of the rotated inputs so that a timing loop reads beyond the cache (same contents,
+ * other addresses). Returns the number of copies available (>= 1). */
+static int ensure_copies(case_data *d, const kb_case *c, int want)
+{
+    if (want > MAX_COPIES)
+        want = MAX_COPIES;
+    const kb_sysinfo *si = kb_sysinfo_get();
+    while (d->n_copies < want) {
+        /* stay well inside memory */
+        double avail = (double)si->mem_avail_bytes;
+        if (avail > 0 && d->rotated_bytes * (d->n_copies + 1) > 0.5 * avail)
+            break;
+        int k = d->n_copies;
+        int ok = 1;
+        for (int i = 0; i < d->n_in; i++) {
+            kb_tensor *src = &d->in[i];
+            if (!(c->fam->rotate_mask & (1u << i))) {
+                d->copies[k][i] = *src;
+                continue;
+            }
+            if (kb_tensor_alloc(&d->copies[k][i], src->name, src->dtype, src->ndim, src->shape)) {
+                for (int j = 0; j < i; j++)
+                    if (d->copies[k][j].data != d->in[j].data)
+                        kb_tensor_free(&d->copies[k][j]);
+                ok = 0;
+                break;
+            }
+            memcpy(d->copies[k][i].data, src->data, src->bytes);
+        }
+        if (!ok)
+            break;
+        d->n_copies++;
+    }
+    return d->n_copies;
+}
+
+static int copies_wanted(const kb_options *o, const case_data *d, kb_backend be)
+{
+    if (o->hot || d->rotated_bytes <= 0)
+        return 1;
+    double target = 3.0 * (double)kb_sysinfo_get()->llc_bytes;
+    if (be == KB_BACKEND_VULKAN && target < VK_ROTATE_BYTES)
+        target = VK_ROTATE_BYTES;
+    int n = (int)ceil(target / d->rotated_bytes);
+    return n < 1 ? 1 : (n > MAX_COPIES ? MAX_COPIES : n);
+}
+
+/* ---- dumps ------------------------------------------------------------------------------ */
+
+static void dump_dir_for(const kb_options *o, int case_idx, const kb_case *c, char *buf, size_t n)
+{
+    char shape[160];
+    kb_case_format(c, shape, sizeof shape);
+    for (char *s = shape; *s; s++)
+        if (*s == ' ')
+            *s = '_';
+    snprintf(buf, n, "%s/%03d_%s_%s", o->dump_dir, case_idx, c->fam->name, shape);
+}
+
+static void dump_tensors(const char *dir, const char *prefix, const kb_tensor *t, int nt)
+{
+    char path[4096];
+    for (int i = 0; i < nt; i++) {
+        snprintf(path, sizeof path, "%s/%s%s.npy", dir, prefix, t[i].name);
+        if (kb_npy_write(path, &t[i]) != 0)
+            fprintf(stderr, "kbench: cannot write %s: %s\n", path, strerror(errno));
+    }
+}
+
+/* ---- one implementation on one case ----------------------------------------------------- */
+
+typedef struct {
+    const kb_impl *impl;
+    const kb_env *env;
+    const kb_case *c;
+    case_data *d;
+    void *state[MAX_COPIES];
+    int n_states;
+} runctx;
+
+/* One run on copy k. Returns 0, or -1 when the implementation reported an error. */
+static int run_once(runctx *x, int k, double *gpu)
+{
+    *gpu = -1;
+    if (x->impl->cpu_run) {
+        x->impl->cpu_run(x->c, x->d->copies[k], x->d->out, x->env->pool);
+        return 0;
+    }
+    return x->impl->run(x->state[k], x->env, gpu);
+}
+
+static void release_states(runctx *x)
+{
+    for (int k = 0; k < x->n_states; k++)
+        if (x->state[k] && x->impl->release)
+            x->impl->release(x->state[k]);
+    x->n_states = 0;
+}
+
+/* Diffs every output with the reference; fills r, returns 1 when all pass. */
+static int check_outputs(kb_result *r, case_data *d, double tol)
+{
+    int pass = 1;
+    r->nmse = 0;
+    r->max_abs = 0;
+    r->cosine = 1;
+    for (int i = 0; i < d->n_out; i++) {
+        kb_diff df;
+        kb_diff_tensors(&d->out[i], &d->ref[i], &df);
+        if (df.nmse > r->nmse || isnan(df.nmse))
+            r->nmse = df.nmse;
+        if (df.max_abs > r->max_abs)
+            r->max_abs = df.max_abs;
+        if (df.cosine < r->cosine)
+            r->cosine = df.cosine;
+        if (!df.guard_ok) {
+            snprintf(r->msg, sizeof r->msg, "wrote past the end of output %s (guard bytes changed)",
+                     d->out[i].name);
+            pass = 0;
+        } else if (df.nonfinite) {
+            snprintf(r->msg, sizeof r->msg,
+                     "output %s: %lld of %lld elements NaN/Inf (first at %lld: unwritten?)",
+                     d->out[i].name, (long long)df.nonfinite, (long long)kb_tensor_numel(&d->out[i]),
+                     (long long)df.first_bad);
+            pass = 0;
+        } else if (!(df.nmse <= tol)) {
+            snprintf(r->msg, sizeof r->msg, "output %s: nmse %.3g > tolerance %.3g (max abs %.3g)",
+                     d->out[i].name, df.nmse, tol, df.max_abs);
+            pass = 0;
+        }
+        if (!pass)
+            break;
+    }
+    return pass;
+}
+
+static void time_impl(const kb_options *o, runctx *x, kb_result *r)
+{
+    int n = 0, cap = 256;
+    double *s = malloc(sizeof(double) * (size_t)cap), *wall = malloc(sizeof(double) * (size_t)cap);
+    double gpu;
+    /* warm-up: each copy once (pages touched, code and clocks warm), bounded in time */
+    double t0 = kb_now();
+    for (int k = 0; k < x->n_states && kb_now() - t0 < o->max_time / 4; k++)
+        run_once(x, k, &gpu);
+    double start = kb_now();
+    for (;;) {
+        int k = n % x->n_states;
+        double a = kb_now();
+        if (run_once(x, k, &gpu) != 0) {
+            r->status = KB_ERROR;
+            snprintf(r->msg, sizeof r->msg, "run failed during timing");
+            break;
+        }
+        double b = kb_now();
+        if (n == cap) {
+            cap *= 2;
+            s = realloc(s, sizeof(double) * (size_t)cap);
+            wall = realloc(wall, sizeof(double) * (size_t)cap);
+        }
+        wall[n] = b - a;
+        s[n] = gpu > 0 ? gpu : b - a;
+        n++;
+        double el = b - start;
+        if (el >= o->max_time || n >= MAX_SAMPLES)
+            break;
+        if (n >= o->min_samples && el >= o->min_time && (n % 8 == 0 || el > o->min_time * 2)) {
+            kb_stats st;
+            kb_stats_compute(s, n, &st);
+            if (st.noise_pct <= o->noise_pct)
+                break;
+        }
+    }
+    kb_stats st, sw;
+    kb_stats_compute(s, n, &st);
+    kb_stats_compute(wall, n, &sw);
+    r->samples = s;
+    r->n_samples = n;
+    r->median = st.median;
+    r->min = st.min;
+    r->p90 = st.p90;
+    r->noise_pct = st.noise_pct;
+    r->wall_median = sw.median;
+    r->gbps = r->bytes / st.median * 1e-9;
+    r->gflops = r->flops / st.median * 1e-9;
+    free(wall);
+}
+
+static void run_impl(const kb_options *o, const kb_impl *impl, const kb_env *env, const kb_case *c,
+                     case_data *d, kb_result *r, const char *dumpdir)
+{
+    runctx x = {.impl = impl, .env = env, .c = c, .d = d};
+    char err[256] = "";
+    r->tol = impl->tol_nmse > 0 ? impl->tol_nmse : c->fam->tol_nmse;
+    for (int i = 0; i < d->n_out; i++) {
+        kb_tensor_poison(&d->out[i]);
+        kb_tensor_guard_reset(&d->out[i]);
+    }
+    /* checked run on copy 0 */
+    double gpu;
+    if (!impl->cpu_run) {
+        x.state[0] = impl->prepare(env, c, d->copies[0], d->out, err, sizeof err);
+        if (!x.state[0]) {
+            r->status = KB_ERROR;
+            snprintf(r->msg, sizeof r->msg, "prepare: %s", err[0] ? err : "failed");
+            return;
+        }
+        x.n_states = 1;
+    } else {
+        x.n_states = 1;
+    }
+    if (run_once(&x, 0, &gpu) != 0 || (impl->finish && impl->finish(x.state[0], d->out) != 0)) {
+        r->status = KB_ERROR;
+        snprintf(r->msg, sizeof r->msg, "run failed");
+        release_states(&x);
+        return;
+    }
+    int pass = check_outputs(r, d, r->tol);
+    if (dumpdir) {
+        char prefix[96];
+        snprintf(prefix, sizeof prefix, "%s_t%d_", impl->name, r->threads);
+        dump_tensors(dumpdir, prefix, d->out, d->n_out);
+    }
+    r->status = pass ? KB_PASS : KB_FAIL;
+    if (!pass || o->check_only) {
+        release_states(&x);
+        return;
+    }
+    /* timing over rotated copies */
+    int want = copies_wanted(o, d, impl->backend);
+    int have = ensure_copies(d, c, want);
+    for (int k = 1; k < have; k++) {
+        if (!impl->cpu_run) {
+            x.state[k] = impl->prepare(env, c, d->copies[k], d->out, err, sizeof err);
+            if (!x.state[k])
+                break; /* e.g. device memory: time with the copies that fit */
+        }
+        x.n_states = k + 1;
+    }
+    r->copies = x.n_states;
+    time_impl(o, &x, r);
+    /* the last timed output must still be right: catches kernels that depend on state */
+    if (r->status == KB_PASS) {
+        int last = (r->n_samples - 1) % x.n_states;
+        if (impl->finish)
+            impl->finish(x.state[last], d->out);
+        kb_result tmp = *r;
+        if (!check_outputs(&tmp, d, r->tol)) {
+            r->status = KB_FAIL;
+            snprintf(r->msg, sizeof r->msg, "after timing: %s", tmp.msg);
+        }
+    }
+    if (x.n_states < want && r->msg[0] == 0)
+        snprintf(r->msg, sizeof r->msg, "only %d of %d input copies fit: partly warm", x.n_states,
+                 want);
+    release_states(&x);
+}
+
+/* ---- the run ---------------------------------------------------------------------------- */
+
+static int re_match(const regex_t *re, const char *s) { return !re || regexec(re, s, 0, NULL, 0) == 0; }
+
+int kb_run(const kb_options *o, const kb_case_list *cases, kb_results *res)
+{
+    regex_t kre, ire;
+    int have_k = 0, have_i = 0;
+    if (o->kernel_re) {
+        if (regcomp(&kre, o->kernel_re, REG_EXTENDED | REG_NOSUB) != 0) {
+            fprintf(stderr, "kbench: --kernel '%s' is not a valid regular expression\n", o->kernel_re);
+            return 1;
+        }
+        have_k = 1;
+    }
+    if (o->impl_re) {
+        if (regcomp(&ire, o->impl_re, REG_EXTENDED | REG_NOSUB) != 0) {
+            fprintf(stderr, "kbench: --impl '%s' is not a valid regular expression\n", o->impl_re);
+            if (have_k)
+                regfree(&kre);
+            return 1;
+        }
+        have_i = 1;
+    }
+    /* implementations in play */
+    int nimpl = 0;
+    const kb_impl **impls = malloc(sizeof(kb_impl *) * (size_t)(kb_impl_count() + o->n_extra_impls));
+    if (!o->registry_impls_off)
+        for (int i = 0; i < kb_impl_count(); i++)
+            impls[nimpl++] = kb_impl_at(i);
+    for (int i = 0; i < o->n_extra_impls; i++)
+        impls[nimpl++] = o->extra_impls[i];
+
+    int threads[KB_MAX_THREAD_COUNTS], nthr = o->n_threads;
+    memcpy(threads, o->threads, sizeof threads);
+    if (nthr == 0) {
+        threads[0] = kb_sysinfo_get()->cores;
+        nthr = 1;
+    }
+    kb_pool *pools[KB_MAX_THREAD_COUNTS] = {0};
+    kb_env env = {0};
+    int vk_tried = 0;
+    snprintf(res->vk_status, sizeof res->vk_status, "not used");
+
+    /* count the work for the progress line */
+    int total = 0, done = 0;
+    for (int ci = 0; ci < cases->n; ci++) {
+        if (have_k && !re_match(&kre, cases->v[ci].fam->name))
+            continue;
+        for (int ii = 0; ii < nimpl; ii++)
+            if (strcmp(impls[ii]->family, cases->v[ci].fam->name) == 0 &&
+                re_match(have_i ? &ire : NULL, impls[ii]->name))
+                total += impls[ii]->backend == KB_BACKEND_CPU && strcmp(impls[ii]->name, "ref") ? nthr : 1;
+    }
+
+    int bad = 0;
+    for (int ci = 0; ci < cases->n; ci++) {
+        const kb_case *c = &cases->v[ci];
+        if (have_k && !re_match(&kre, c->fam->name))
+            continue;
+        int any = 0;
+        for (int ii = 0; ii < nimpl; ii++)
+            any |= strcmp(impls[ii]->family, c->fam->name) == 0 &&
+                   re_match(have_i ? &ire : NULL, impls[ii]->name);
+        if (!any)
+            continue;
+        case_data d;
+        char err[256];
+        if (o->progress) {
+            char shape[160];
+            kb_case_format(c, shape, sizeof shape);
+            fprintf(stderr, "\r\033[K[%d/%d] %s %s: inputs and reference", done, total, c->fam->name, shape);
+        }
+        if (case_setup(o, c, &d, err, sizeof err) != 0) {
+            kb_result *r = new_result(res, c, NULL, 0);
+            r->status = KB_ERROR;
+            snprintf(r->msg, sizeof r->msg, "%s", err);
+            bad++;
+            continue;
+        }
+        char dumpdir[4096], *dd = NULL;
+        if (o->dump_dir) {
+            dump_dir_for(o, ci, c, dumpdir, sizeof dumpdir);
+            mkdir(o->dump_dir, 0777);
+            if (mkdir(dumpdir, 0777) != 0 && errno != EEXIST)
+                fprintf(stderr, "kbench: cannot create %s: %s\n", dumpdir, strerror(errno));
+            else {
+                dd = dumpdir;
+                dump_tensors(dd, "in_", d.in, d.n_in);
+                dump_tensors(dd, "ref_", d.ref, d.n_out);
+            }
+        }
+        for (int ii = 0; ii < nimpl; ii++) {
+            const kb_impl *impl = impls[ii];
+            if (strcmp(impl->family, c->fam->name) != 0 || !re_match(have_i ? &ire : NULL, impl->name))
+                continue;
+            int is_cpu = impl->backend == KB_BACKEND_CPU;
+            int nt = is_cpu && strcmp(impl->name, "ref") != 0 ? nthr : 1;
+            if (!is_cpu && !vk_tried) {
+                vk_tried = 1;
+#ifdef KB_HAVE_VULKAN
+                if (!o->no_vulkan) {
+                    char verr[200] = "";
+                    env.vk = kb_vk_create(o->device, verr, sizeof verr);
+                    if (env.vk)
+                        snprintf(res->vk_status, sizeof res->vk_status, "%s", kb_vk_describe(env.vk));
+                    else
+                        snprintf(res->vk_status, sizeof res->vk_status, "unavailable: %s", verr);
+                } else {
+                    snprintf(res->vk_status, sizeof res->vk_status, "unavailable: --no-vulkan");
+                }
+#else
+                snprintf(res->vk_status, sizeof res->vk_status, "unavailable: built without Vulkan");
+#endif
+            }
+            for (int ti = 0; ti < nt; ti++) {
+                int thr = is_cpu ? (nt == 1 && strcmp(impl->name, "ref") == 0 ? 1 : threads[ti]) : 0;
+                kb_result *r = new_result(res, c, impl, thr);
+                if (o->progress) {
+                    char shape[160];
+                    kb_case_format(c, shape, sizeof shape);
+                    fprintf(stderr, "\r\033[K[%d/%d] %s %s: %s t=%d", done, total, c->fam->name, shape,
+                            impl->name, thr);
+                }
+                done++;
+                const char *why = NULL;
+                if (!is_cpu && !env.vk)
+                    why = res->vk_status;
+                else if (impl->available)
+                    why = impl->available(&env);
+                if (why) {
+                    r->status = KB_SKIP;
+                    snprintf(r->msg, sizeof r->msg, "%s", why);
+                    continue;
+                }
+                if (is_cpu) {
+                    int slot = thr == 1 && nt == 1 ? -1 : ti;
+                    if (slot < 0) { /* ref: one thread */
+                        env.pool = NULL;
+                    } else {
+                        if (!pools[slot])
+                            pools[slot] = kb_pool_create(threads[slot], 1);
+                        env.pool = pools[slot];
+                    }
+                }
+                run_impl(o, impl, &env, c, &d, r, dd);
+                if (r->status == KB_FAIL || r->status == KB_ERROR)
+                    bad++;
+            }
+        }
+        case_free(&d);
+    }
+    if (o->progress)
+        fprintf(stderr, "\r\033[K");
+    for (int i = 0; i < KB_MAX_THREAD_COUNTS; i++)
+        kb_pool_destroy(pools[i]);
+#ifdef KB_HAVE_VULKAN
+    if (env.vk)
+        kb_vk_destroy(env.vk);
+#endif
+    free(impls);
+    if (have_k)
+        regfree(&kre);
+    if (have_i)
+        regfree(&ire);
+    return bad;
+}

@@ -1,0 +1,58 @@
+/* The runner: for each case, inputs, reference, then each implementation: check, then time. */
+#ifndef KB_RUNNER_H
+#define KB_RUNNER_H
+
+#include "kbench.h"
+#include "suite.h"
+
+#define KB_MAX_THREAD_COUNTS 8
+
+typedef struct kb_options {
+    const char *kernel_re; /* families to run (POSIX ERE), NULL = all */
+    const char *impl_re;   /* implementations to run, NULL = all */
+    int threads[KB_MAX_THREAD_COUNTS], n_threads; /* CPU thread counts to run */
+    int device;            /* Vulkan device index, -1 = automatic */
+    int no_vulkan;         /* do not touch Vulkan at all */
+    uint64_t seed;
+    double min_time, max_time, noise_pct; /* seconds, seconds, percent */
+    int min_samples;
+    int hot;        /* no rotation of inputs beyond the LLC */
+    int check_only; /* correctness only, no timing */
+    int progress;   /* progress line on stderr */
+    const char *dump_dir;
+    const kb_impl *const *extra_impls; /* tests: implementations beyond the registry */
+    int n_extra_impls;
+    int registry_impls_off; /* tests: only extra_impls */
+} kb_options;
+
+void kb_options_default(kb_options *o);
+
+typedef enum { KB_PASS, KB_FAIL, KB_SKIP, KB_ERROR } kb_status;
+const char *kb_status_name(kb_status s);
+
+typedef struct kb_result {
+    kb_case c;
+    const kb_impl *impl; /* NULL for a case that could not be set up */
+    int threads;         /* CPU threads; 0 for Vulkan */
+    kb_status status;
+    char msg[256];
+    double nmse, max_abs, cosine, tol;
+    int copies;          /* rotated input copies used for timing */
+    int n_samples;
+    double *samples;     /* seconds (GPU time for Vulkan) */
+    double median, min, p90, noise_pct;
+    double wall_median;  /* Vulkan: host wall time per run, submission included */
+    double bytes, flops, gbps, gflops;
+} kb_result;
+
+typedef struct kb_results {
+    kb_result *v;
+    int n, cap;
+    char vk_status[256]; /* the Vulkan device used, or why none */
+} kb_results;
+
+void kb_results_free(kb_results *r);
+/* Runs every case with every selected implementation. Returns the number of FAIL and ERROR rows. */
+int kb_run(const kb_options *o, const kb_case_list *cases, kb_results *res);
+
+#endif
