@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "kbench.h"
+#include "perfctl.h"
 #include "report.h"
 #include "runner.h"
 #include "suite.h"
@@ -45,6 +46,11 @@ static const char usage[] =
     "  --min-samples N      at least N timed runs (default 10)\n"
     "  --noise PCT          stop once the robust noise (1.4826*MAD/median) is below PCT (default 3)\n"
     "  --hot                do not rotate inputs beyond the last-level cache (warm-cache timing)\n"
+    "  --repetitions R      repeat each row's timing loop R times, samples pooled (default 1)\n"
+    "  --iterations N       exactly N timed runs per repetition (fixed work, e.g. for perf)\n"
+    "  --duration S         time each repetition exactly S seconds\n"
+    "  --perf-ctl CTL[,ACK] perf control FIFOs: perf is enabled only around timed regions\n"
+    "                       (perf record --control fifo:CTL,ACK -D -1; scripts/perf-kernel.sh)\n"
     "\n"
     "Output:\n"
     "  (default)            an aligned table on stdout\n"
@@ -218,7 +224,7 @@ static int write_text(const char *path, const kb_results *res, int csv)
 int main(int argc, char **argv)
 {
     enum { O_SUITE = 256, O_KERNEL, O_IMPL, O_SHAPE, O_LIST, O_CSV, O_JSON, O_DUMP, O_SEED,
-           O_THREADS, O_DEVICE, O_NOVK, O_MINT, O_MAXT, O_MINS, O_NOISE, O_HOT, O_CHECK };
+           O_THREADS, O_DEVICE, O_NOVK, O_MINT, O_MAXT, O_MINS, O_NOISE, O_HOT, O_CHECK, O_REPS, O_ITERS, O_DUR, O_PERF };
     static const struct option opts[] = {
         {"suite", 1, 0, O_SUITE},     {"kernel", 1, 0, O_KERNEL}, {"impl", 1, 0, O_IMPL},
         {"shape", 1, 0, O_SHAPE},     {"list", 0, 0, O_LIST},     {"csv", 0, 0, O_CSV},
@@ -226,11 +232,12 @@ int main(int argc, char **argv)
         {"threads", 1, 0, O_THREADS}, {"device", 1, 0, O_DEVICE}, {"no-vulkan", 0, 0, O_NOVK},
         {"min-time", 1, 0, O_MINT},   {"max-time", 1, 0, O_MAXT}, {"min-samples", 1, 0, O_MINS},
         {"noise", 1, 0, O_NOISE},     {"hot", 0, 0, O_HOT},       {"check", 0, 0, O_CHECK},
-        {"output", 1, 0, 'o'},        {"quiet", 0, 0, 'q'},       {"help", 0, 0, 'h'},
+        {"repetitions", 1, 0, O_REPS}, {"iterations", 1, 0, O_ITERS}, {"duration", 1, 0, O_DUR},
+        {"perf-ctl", 1, 0, O_PERF},   {"output", 1, 0, 'o'},        {"quiet", 0, 0, 'q'},       {"help", 0, 0, 'h'},
         {0, 0, 0, 0}};
     kb_options o;
     kb_options_default(&o);
-    const char *suite = NULL, *shape = NULL, *json = NULL, *output = NULL;
+    const char *suite = NULL, *shape = NULL, *json = NULL, *output = NULL, *perf_spec = NULL;
     int list = 0, csv = 0, quiet = 0, c;
     long long v;
     double d;
@@ -292,6 +299,22 @@ int main(int argc, char **argv)
             break;
         case O_HOT: o.hot = 1; break;
         case O_CHECK: o.check_only = 1; break;
+        case O_REPS:
+            if (parse_int(optarg, 1, 1000, &v))
+                return die_usage("--repetitions '%s': expected 1..1000", optarg);
+            o.repetitions = (int)v;
+            break;
+        case O_ITERS:
+            if (parse_int(optarg, 1, 100000000, &v))
+                return die_usage("--iterations '%s': expected a count >= 1", optarg);
+            o.iterations = (int)v;
+            break;
+        case O_DUR:
+            if (parse_double(optarg, &d) || d <= 0)
+                return die_usage("--duration '%s': expected seconds > 0", optarg);
+            o.duration = d;
+            break;
+        case O_PERF: perf_spec = optarg; break;
         case 'o': output = optarg; break;
         case 'q': quiet = 1; break;
         case 'h': fputs(usage, stdout); return 0;
@@ -320,6 +343,14 @@ int main(int argc, char **argv)
         return 2;
     }
     o.progress = !quiet && isatty(2);
+    if (perf_spec) {
+        char perr[1200];
+        if (kb_perfctl_open(perf_spec, perr, sizeof perr) != 0) {
+            fprintf(stderr, "kbench: %s\n", perr);
+            kb_case_list_free(&cl);
+            return 2;
+        }
+    }
     kb_results res = {0};
     int bad = kb_run(&o, &cl, &res);
     if (res.n == 0) {
@@ -346,5 +377,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "kbench: %d row(s) failed or errored\n", bad);
     kb_results_free(&res);
     kb_case_list_free(&cl);
+    kb_perfctl_close();
     return bad || io ? 1 : 0;
 }

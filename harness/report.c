@@ -45,21 +45,22 @@ static void fmt_num(char *b, size_t n, const char *fmt, double v)
 void kb_report_table(FILE *f, const kb_results *r)
 {
     kb_report_header(f, r);
-    fprintf(f, "%-12s %-22s %-38s %-11s %3s %-5s %9s %11s %9s %9s %6s %5s\n", "family", "label",
-            "shape", "impl", "thr", "check", "nmse", "median", "GB/s", "GFLOP/s", "noise", "n");
+    fprintf(f, "%-12s %-22s %-38s %-11s %3s %-5s %9s %11s %9s %9s %6s %7s %5s\n", "family", "label",
+            "shape", "impl", "thr", "check", "nmse", "median", "GB/s", "GFLOP/s", "noise", "ci95", "n");
     for (int i = 0; i < r->n; i++) {
         const kb_result *x = &r->v[i];
-        char shape[160], t[32], nm[32], gb[32], gf[32], nz[32], thr[8];
+        char shape[160], t[32], nm[32], gb[32], gf[32], nz[32], ci[32], thr[8];
         kb_case_format(&x->c, shape, sizeof shape);
         fmt_time(t, sizeof t, x->median);
         fmt_num(nm, sizeof nm, "%.2e", x->nmse);
         fmt_num(gb, sizeof gb, "%.2f", x->gbps);
         fmt_num(gf, sizeof gf, "%.2f", x->gflops);
         fmt_num(nz, sizeof nz, "%.1f%%", x->noise_pct);
+        fmt_num(ci, sizeof ci, "+-%.1f%%", (x->ci_hi - x->ci_lo) / 2 / x->median * 100);
         snprintf(thr, sizeof thr, x->threads ? "%d" : "-", x->threads);
-        fprintf(f, "%-12s %-22s %-38s %-11s %3s %-5s %9s %11s %9s %9s %6s %5d", x->c.fam->name,
+        fprintf(f, "%-12s %-22s %-38s %-11s %3s %-5s %9s %11s %9s %9s %6s %7s %5d", x->c.fam->name,
                 x->c.label[0] ? x->c.label : "-", shape, impl_name(x), thr,
-                kb_status_name(x->status), nm, t, gb, gf, nz, x->n_samples);
+                kb_status_name(x->status), nm, t, gb, gf, nz, ci, x->n_samples);
         if (x->msg[0])
             fprintf(f, "  %s", x->msg);
         fputc('\n', f);
@@ -93,7 +94,7 @@ static void csv_num(FILE *f, double v)
 void kb_report_csv(FILE *f, const kb_results *r)
 {
     fputs("family,label,shape,impl,backend,threads,status,nmse,max_abs,cosine,tolerance,samples,"
-          "copies,median_s,min_s,p90_s,noise_pct,wall_median_s,bytes,flops,gbps,gflops,message\n",
+          "copies,median_s,min_s,p90_s,noise_pct,ci_lo_s,ci_hi_s,wall_median_s,bytes,flops,gbps,gflops,message\n",
           f);
     for (int i = 0; i < r->n; i++) {
         const kb_result *x = &r->v[i];
@@ -112,6 +113,8 @@ void kb_report_csv(FILE *f, const kb_results *r)
         csv_num(f, x->min);
         csv_num(f, x->p90);
         csv_num(f, x->noise_pct);
+        csv_num(f, x->ci_lo);
+        csv_num(f, x->ci_hi);
         csv_num(f, x->wall_median);
         csv_num(f, x->bytes);
         csv_num(f, x->flops);
@@ -171,8 +174,9 @@ int kb_report_json(const char *path, const kb_results *r, const kb_options *o, i
     }
     json_str(f, cmd);
     fprintf(f, ", \"seed\": %llu, \"min_time_s\": %g, \"max_time_s\": %g, \"noise_target_pct\": %g, "
-               "\"min_samples\": %d, \"hot\": %s},\n",
+               "\"min_samples\": %d, \"repetitions\": %d, \"hot\": %s},\n",
             (unsigned long long)o->seed, o->min_time, o->max_time, o->noise_pct, o->min_samples,
+            o->repetitions,
             o->hot ? "true" : "false");
     fputs("  \"machine\": {\"cpu\": ", f);
     json_str(f, s->cpu);
@@ -218,6 +222,8 @@ int kb_report_json(const char *path, const kb_results *r, const kb_options *o, i
         json_num(f, "min_s", x->min);
         json_num(f, "p90_s", x->p90);
         json_num(f, "noise_pct", x->noise_pct);
+        json_num(f, "ci_lo_s", x->ci_lo);
+        json_num(f, "ci_hi_s", x->ci_hi);
         json_num(f, "wall_median_s", x->wall_median);
         json_num(f, "bytes", x->bytes);
         json_num(f, "flops", x->flops);

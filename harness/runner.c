@@ -11,6 +11,7 @@
 
 #include "diff.h"
 #include "npy.h"
+#include "perfctl.h"
 #include "stats.h"
 #include "sysinfo.h"
 
@@ -33,6 +34,7 @@ void kb_options_default(kb_options *o)
     o->max_time = 1.0;
     o->noise_pct = 3.0;
     o->min_samples = 10;
+    o->repetitions = 1;
 }
 
 const char *kb_status_name(kb_status s)
@@ -67,7 +69,7 @@ static kb_result *new_result(kb_results *r, const kb_case *c, const kb_impl *imp
     x->impl = impl;
     x->threads = threads;
     x->nmse = x->max_abs = x->cosine = x->median = x->min = x->p90 = x->wall_median = NAN;
-    x->noise_pct = x->gbps = x->gflops = NAN;
+    x->noise_pct = x->gbps = x->gflops = x->ci_lo = x->ci_hi = NAN;
     x->bytes = c->fam->bytes ? c->fam->bytes(c->p) : NAN;
     x->flops = c->fam->flops ? c->fam->flops(c->p) : NAN;
     return x;
@@ -311,33 +313,51 @@ static void time_impl(const kb_options *o, runctx *x, kb_result *r)
     double t0 = kb_now();
     for (int k = 0; k < x->n_states && kb_now() - t0 < o->max_time / 4; k++)
         run_once(x, k, &gpu);
-    double start = kb_now();
-    for (;;) {
-        int k = n % x->n_states;
-        double a = kb_now();
-        if (run_once(x, k, &gpu) != 0) {
-            r->status = KB_ERROR;
-            snprintf(r->msg, sizeof r->msg, "run failed during timing");
-            break;
-        }
-        double b = kb_now();
-        if (n == cap) {
-            cap *= 2;
-            s = realloc(s, sizeof(double) * (size_t)cap);
-            wall = realloc(wall, sizeof(double) * (size_t)cap);
-        }
-        wall[n] = b - a;
-        s[n] = gpu > 0 ? gpu : b - a;
-        n++;
-        double el = b - start;
-        if (el >= o->max_time || n >= MAX_SAMPLES)
-            break;
-        if (n >= o->min_samples && el >= o->min_time && (n % 8 == 0 || el > o->min_time * 2)) {
-            kb_stats st;
-            kb_stats_compute(s, n, &st);
-            if (st.noise_pct <= o->noise_pct)
+    for (int rep = 0; rep < (o->repetitions > 0 ? o->repetitions : 1) && r->status != KB_ERROR;
+         rep++) {
+        int n_rep = 0;
+        kb_perfctl_enable(); /* perf records only the timed region */
+        double start = kb_now();
+        for (;;) {
+            int k = n % x->n_states;
+            double a = kb_now();
+            if (run_once(x, k, &gpu) != 0) {
+                r->status = KB_ERROR;
+                snprintf(r->msg, sizeof r->msg, "run failed during timing");
                 break;
+            }
+            double b = kb_now();
+            if (n == cap) {
+                cap *= 2;
+                s = realloc(s, sizeof(double) * (size_t)cap);
+                wall = realloc(wall, sizeof(double) * (size_t)cap);
+            }
+            wall[n] = b - a;
+            s[n] = gpu > 0 ? gpu : b - a;
+            n++;
+            n_rep++;
+            double el = b - start;
+            if (o->iterations > 0) { /* a fixed amount of work, for profiling */
+                if (n_rep >= o->iterations)
+                    break;
+                continue;
+            }
+            if (o->duration > 0) {
+                if (el >= o->duration)
+                    break;
+                continue;
+            }
+            if (el >= o->max_time || n >= MAX_SAMPLES)
+                break;
+            if (n_rep >= o->min_samples && el >= o->min_time &&
+                (n_rep % 8 == 0 || el > o->min_time * 2)) {
+                kb_stats st;
+                kb_stats_compute(s + n - n_rep, n_rep, &st);
+                if (st.noise_pct <= o->noise_pct)
+                    break;
+            }
         }
+        kb_perfctl_disable();
     }
     kb_stats st, sw;
     kb_stats_compute(s, n, &st);
@@ -348,6 +368,8 @@ static void time_impl(const kb_options *o, runctx *x, kb_result *r)
     r->min = st.min;
     r->p90 = st.p90;
     r->noise_pct = st.noise_pct;
+    r->ci_lo = st.ci_lo;
+    r->ci_hi = st.ci_hi;
     r->wall_median = sw.median;
     r->gbps = r->bytes / st.median * 1e-9;
     r->gflops = r->flops / st.median * 1e-9;

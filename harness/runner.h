@@ -16,6 +16,9 @@ typedef struct kb_options {
     uint64_t seed;
     double min_time, max_time, noise_pct; /* seconds, seconds, percent */
     int min_samples;
+    int repetitions; /* timing loops per row (samples pooled), default 1 */
+    int iterations;  /* > 0: exactly this many timed runs per repetition (no noise rule) */
+    double duration; /* > 0: time each repetition exactly this long (no noise rule) */
     int hot;        /* no rotation of inputs beyond the LLC */
     int check_only; /* correctness only, no timing */
     int progress;   /* progress line on stderr */
@@ -41,6 +44,7 @@ typedef struct kb_result {
     int n_samples;
     double *samples;     /* seconds (GPU time for Vulkan) */
     double median, min, p90, noise_pct;
+    double ci_lo, ci_hi; /* 95% confidence interval of the median */
     double wall_median;  /* Vulkan: host wall time per run, submission included */
     double bytes, flops, gbps, gflops;
 } kb_result;

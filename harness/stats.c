@@ -43,6 +43,18 @@ void kb_stats_compute(const double *x, int n, kb_stats *st)
     st->median = kb_percentile_sorted(s, n, 50);
     st->p10 = kb_percentile_sorted(s, n, 10);
     st->p90 = kb_percentile_sorted(s, n, 90);
+    /* ranks n/2 -+ 1.96 sqrt(n)/2 (normal approximation to the binomial(n, 1/2)) */
+    st->ci_lo = st->ci_hi = NAN;
+    if (n >= 6) {
+        double h = 1.96 * sqrt((double)n) / 2.0;
+        int lo = (int)floor(n / 2.0 - h), hi = (int)ceil(n / 2.0 + h); /* 1-based ranks */
+        if (lo < 1)
+            lo = 1;
+        if (hi > n)
+            hi = n;
+        st->ci_lo = s[lo - 1];
+        st->ci_hi = s[hi - 1];
+    }
     for (int i = 0; i < n; i++)
         s[i] = fabs(s[i] - st->median);
     qsort(s, (size_t)n, sizeof *s, cmp_double);

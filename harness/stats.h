@@ -6,6 +6,8 @@ typedef struct kb_stats {
     int n;
     double median, min, max, p10, p90, mean;
     double noise_pct; /* 1.4826 * MAD / median * 100: a robust relative standard deviation */
+    double ci_lo, ci_hi; /* 95% distribution-free confidence interval of the median (order
+                            statistics); NAN below 6 samples, where none exists at 95% */
 } kb_stats;
 
 /* Does not modify x. n >= 1. */
