@@ -8,6 +8,7 @@
 #include <regex.h>
 #include <unistd.h>
 
+#include "calibrate.h"
 #include "kbench.h"
 #include "perfctl.h"
 #include "report.h"
@@ -23,8 +24,13 @@ int kb_vk_list(FILE *f);
 
 static const char usage[] =
     "usage: kbench [options]\n"
+    "       kbench calibrate [--threads ...] [--no-vulkan] [-o FILE]\n"
     "\n"
     "Checks kernel implementations against their reference and times them.\n"
+    "'calibrate' measures this machine's ceilings (read/copy/triad bandwidth per thread count,\n"
+    "peak f32 FMA rate, Vulkan read bandwidth) into results/calibration-<machine>.json; runs then\n"
+    "report pct_peak_bw and pct_peak_flops against it (without one, read bandwidth is measured\n"
+    "in the run itself).\n"
     "\n"
     "What to run:\n"
     "  --suite NAME|FILE    cases from suites/NAME.suite (or a file path)\n"
@@ -49,6 +55,7 @@ static const char usage[] =
     "  --repetitions R      repeat each row's timing loop R times, samples pooled (default 1)\n"
     "  --iterations N       exactly N timed runs per repetition (fixed work, e.g. for perf)\n"
     "  --duration S         time each repetition exactly S seconds\n"
+    "  --calibration FILE   ceilings for pct_peak_* (default results/calibration-<machine>.json)\n"
     "  --perf-ctl CTL[,ACK] perf control FIFOs: perf is enabled only around timed regions\n"
     "                       (perf record --control fifo:CTL,ACK -D -1; scripts/perf-kernel.sh)\n"
     "\n"
@@ -224,7 +231,7 @@ static int write_text(const char *path, const kb_results *res, int csv)
 int main(int argc, char **argv)
 {
     enum { O_SUITE = 256, O_KERNEL, O_IMPL, O_SHAPE, O_LIST, O_CSV, O_JSON, O_DUMP, O_SEED,
-           O_THREADS, O_DEVICE, O_NOVK, O_MINT, O_MAXT, O_MINS, O_NOISE, O_HOT, O_CHECK, O_REPS, O_ITERS, O_DUR, O_PERF };
+           O_THREADS, O_DEVICE, O_NOVK, O_MINT, O_MAXT, O_MINS, O_NOISE, O_HOT, O_CHECK, O_REPS, O_ITERS, O_DUR, O_PERF, O_CAL };
     static const struct option opts[] = {
         {"suite", 1, 0, O_SUITE},     {"kernel", 1, 0, O_KERNEL}, {"impl", 1, 0, O_IMPL},
         {"shape", 1, 0, O_SHAPE},     {"list", 0, 0, O_LIST},     {"csv", 0, 0, O_CSV},
@@ -233,11 +240,18 @@ int main(int argc, char **argv)
         {"min-time", 1, 0, O_MINT},   {"max-time", 1, 0, O_MAXT}, {"min-samples", 1, 0, O_MINS},
         {"noise", 1, 0, O_NOISE},     {"hot", 0, 0, O_HOT},       {"check", 0, 0, O_CHECK},
         {"repetitions", 1, 0, O_REPS}, {"iterations", 1, 0, O_ITERS}, {"duration", 1, 0, O_DUR},
-        {"perf-ctl", 1, 0, O_PERF},   {"output", 1, 0, 'o'},        {"quiet", 0, 0, 'q'},       {"help", 0, 0, 'h'},
+        {"perf-ctl", 1, 0, O_PERF},   {"calibration", 1, 0, O_CAL},   {"output", 1, 0, 'o'},        {"quiet", 0, 0, 'q'},       {"help", 0, 0, 'h'},
         {0, 0, 0, 0}};
     kb_options o;
     kb_options_default(&o);
-    const char *suite = NULL, *shape = NULL, *json = NULL, *output = NULL, *perf_spec = NULL;
+    const char *suite = NULL, *shape = NULL, *json = NULL, *output = NULL, *perf_spec = NULL,
+               *cal_path = NULL;
+    int calibrate = argc > 1 && strcmp(argv[1], "calibrate") == 0;
+    if (calibrate) { /* a subcommand: shift it away */
+        argv[1] = argv[0];
+        argv++;
+        argc--;
+    }
     int list = 0, csv = 0, quiet = 0, c;
     long long v;
     double d;
@@ -315,6 +329,7 @@ int main(int argc, char **argv)
             o.duration = d;
             break;
         case O_PERF: perf_spec = optarg; break;
+        case O_CAL: cal_path = optarg; break;
         case 'o': output = optarg; break;
         case 'q': quiet = 1; break;
         case 'h': fputs(usage, stdout); return 0;
@@ -328,6 +343,24 @@ int main(int argc, char **argv)
         o.max_time = o.min_time;
     if (list) {
         list_all(o.device);
+        return 0;
+    }
+    char default_cal[4096];
+    kb_calibration_path(default_cal, sizeof default_cal);
+    if (calibrate) {
+        kb_peaks pk;
+        const char *path = output ? output : default_cal;
+        if (kb_calibrate(&o, path, &pk) != 0) {
+            fprintf(stderr, "kbench calibrate: cannot write %s: %s\n", path, strerror(errno));
+            return 1;
+        }
+        printf("calibration written to %s\n", path);
+        for (int t = 1; t <= KB_CAL_MAX_THREADS && pk.read_gbps[t] > 0; t++)
+            printf("  %d thread(s): read %.2f GB/s, copy %.2f GB/s, triad %.2f GB/s\n", t,
+                   pk.read_gbps[t], pk.copy_gbps[t], pk.triad_gbps[t]);
+        printf("  peak f32 FMA, one thread: avx2 %.1f GFLOP/s, avx512 %.1f GFLOP/s\n",
+               pk.fma_gflops_1t_avx2, pk.fma_gflops_1t_avx512);
+        printf("  vulkan read: %.1f GB/s\n", pk.vk_read_gbps);
         return 0;
     }
     if (!suite && !o.kernel_re)
@@ -353,6 +386,19 @@ int main(int argc, char **argv)
     }
     kb_results res = {0};
     int bad = kb_run(&o, &cl, &res);
+    if (!o.check_only) {
+        kb_peaks pk;
+        const char *cp = cal_path ? cal_path : default_cal;
+        if (kb_calibration_load(cp, &pk) != 0) {
+            if (cal_path)
+                fprintf(stderr, "kbench: cannot read calibration %s; measuring read bandwidth\n",
+                        cal_path);
+            memset(&pk, 0, sizeof pk);
+        }
+        kb_peaks_fill(&o, &res, &pk);
+        kb_peaks_apply(&pk, &res);
+        snprintf(res.peaks_source, sizeof res.peaks_source, "%s", pk.source);
+    }
     if (res.n == 0) {
         fprintf(stderr, "kbench: no implementation matches --impl '%s'\n",
                 o.impl_re ? o.impl_re : "");

@@ -20,6 +20,9 @@ void kb_report_header(FILE *f, const kb_results *r)
             s->commit, s->cpu, s->cores, s->l2_bytes >> 10, s->llc_bytes >> 20,
             (double)s->mem_bytes / (1 << 30), s->flags);
     fprintf(f, "# vulkan: %s\n", r->vk_status);
+    if (r->peaks_source[0])
+        fprintf(f, "# %%bw: share of the streaming-read bandwidth at the same thread count, from %s\n",
+                r->peaks_source);
 }
 
 static void fmt_time(char *b, size_t n, double s)
@@ -45,22 +48,23 @@ static void fmt_num(char *b, size_t n, const char *fmt, double v)
 void kb_report_table(FILE *f, const kb_results *r)
 {
     kb_report_header(f, r);
-    fprintf(f, "%-12s %-22s %-38s %-11s %3s %-5s %9s %11s %9s %9s %6s %7s %5s\n", "family", "label",
-            "shape", "impl", "thr", "check", "nmse", "median", "GB/s", "GFLOP/s", "noise", "ci95", "n");
+    fprintf(f, "%-12s %-22s %-38s %-11s %3s %-5s %9s %11s %9s %5s %9s %6s %7s %5s\n", "family", "label",
+            "shape", "impl", "thr", "check", "nmse", "median", "GB/s", "%bw", "GFLOP/s", "noise", "ci95", "n");
     for (int i = 0; i < r->n; i++) {
         const kb_result *x = &r->v[i];
-        char shape[160], t[32], nm[32], gb[32], gf[32], nz[32], ci[32], thr[8];
+        char shape[160], t[32], nm[32], gb[32], gf[32], nz[32], ci[32], thr[8], pb[16];
         kb_case_format(&x->c, shape, sizeof shape);
         fmt_time(t, sizeof t, x->median);
         fmt_num(nm, sizeof nm, "%.2e", x->nmse);
         fmt_num(gb, sizeof gb, "%.2f", x->gbps);
         fmt_num(gf, sizeof gf, "%.2f", x->gflops);
         fmt_num(nz, sizeof nz, "%.1f%%", x->noise_pct);
+        fmt_num(pb, sizeof pb, "%.0f%%", x->pct_peak_bw);
         fmt_num(ci, sizeof ci, "+-%.1f%%", (x->ci_hi - x->ci_lo) / 2 / x->median * 100);
         snprintf(thr, sizeof thr, x->threads ? "%d" : "-", x->threads);
-        fprintf(f, "%-12s %-22s %-38s %-11s %3s %-5s %9s %11s %9s %9s %6s %7s %5d", x->c.fam->name,
-                x->c.label[0] ? x->c.label : "-", shape, impl_name(x), thr,
-                kb_status_name(x->status), nm, t, gb, gf, nz, ci, x->n_samples);
+        fprintf(f, "%-12s %-22s %-38s %-11s %3s %-5s %9s %11s %9s %5s %9s %6s %7s %5d",
+                x->c.fam->name, x->c.label[0] ? x->c.label : "-", shape, impl_name(x), thr,
+                kb_status_name(x->status), nm, t, gb, pb, gf, nz, ci, x->n_samples);
         if (x->msg[0])
             fprintf(f, "  %s", x->msg);
         fputc('\n', f);
@@ -94,7 +98,7 @@ static void csv_num(FILE *f, double v)
 void kb_report_csv(FILE *f, const kb_results *r)
 {
     fputs("family,label,shape,impl,backend,threads,status,nmse,max_abs,cosine,tolerance,samples,"
-          "copies,median_s,min_s,p90_s,noise_pct,ci_lo_s,ci_hi_s,wall_median_s,bytes,flops,gbps,gflops,message\n",
+          "copies,median_s,min_s,p90_s,noise_pct,ci_lo_s,ci_hi_s,wall_median_s,bytes,flops,gbps,gflops,pct_peak_bw,pct_peak_flops,message\n",
           f);
     for (int i = 0; i < r->n; i++) {
         const kb_result *x = &r->v[i];
@@ -120,6 +124,8 @@ void kb_report_csv(FILE *f, const kb_results *r)
         csv_num(f, x->flops);
         csv_num(f, x->gbps);
         csv_num(f, x->gflops);
+        csv_num(f, x->pct_peak_bw);
+        csv_num(f, x->pct_peak_flops);
         fputc(',', f);
         csv_str(f, x->msg);
         fputc('\n', f);
@@ -192,6 +198,8 @@ int kb_report_json(const char *path, const kb_results *r, const kb_options *o, i
     json_str(f, s->compiler);
     fputs(", \"vulkan\": ", f);
     json_str(f, r->vk_status);
+    fputs(", \"peaks\": ", f);
+    json_str(f, r->peaks_source);
     fputs("},\n  \"rows\": [\n", f);
     for (int i = 0; i < r->n; i++) {
         const kb_result *x = &r->v[i];
@@ -229,6 +237,8 @@ int kb_report_json(const char *path, const kb_results *r, const kb_options *o, i
         json_num(f, "flops", x->flops);
         json_num(f, "gbps", x->gbps);
         json_num(f, "gflops", x->gflops);
+        json_num(f, "pct_peak_bw", x->pct_peak_bw);
+        json_num(f, "pct_peak_flops", x->pct_peak_flops);
         fputs(", \"message\": ", f);
         json_str(f, x->msg);
         fputs(", \"sample_s\": [", f);

@@ -70,6 +70,7 @@ static kb_result *new_result(kb_results *r, const kb_case *c, const kb_impl *imp
     x->threads = threads;
     x->nmse = x->max_abs = x->cosine = x->median = x->min = x->p90 = x->wall_median = NAN;
     x->noise_pct = x->gbps = x->gflops = x->ci_lo = x->ci_hi = NAN;
+    x->pct_peak_bw = x->pct_peak_flops = NAN;
     x->bytes = c->fam->bytes ? c->fam->bytes(c->p) : NAN;
     x->flops = c->fam->flops ? c->fam->flops(c->p) : NAN;
     return x;

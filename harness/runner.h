@@ -47,12 +47,14 @@ typedef struct kb_result {
     double ci_lo, ci_hi; /* 95% confidence interval of the median */
     double wall_median;  /* Vulkan: host wall time per run, submission included */
     double bytes, flops, gbps, gflops;
+    double pct_peak_bw, pct_peak_flops; /* of the calibrated (or measured) ceilings */
 } kb_result;
 
 typedef struct kb_results {
     kb_result *v;
     int n, cap;
     char vk_status[256]; /* the Vulkan device used, or why none */
+    char peaks_source[512]; /* where pct_peak_* come from */
 } kb_results;
 
 void kb_results_free(kb_results *r);

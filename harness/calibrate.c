@@ -1,0 +1,332 @@
+#include "calibrate.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "simd_x86.h"
+#include "stats.h"
+#include "sysinfo.h"
+
+#ifdef KB_HAVE_VULKAN
+struct kb_vk *kb_vk_create(int device_index, char *err, size_t errlen);
+void kb_vk_destroy(struct kb_vk *vk);
+#endif
+
+void kb_calibration_path(char *buf, size_t n)
+{
+    const kb_sysinfo *s = kb_sysinfo_get();
+    char key[96];
+    snprintf(key, sizeof key, "%s-%dc", s->cpu, s->cores);
+    for (char *c = key; *c; c++)
+        if (!isalnum((unsigned char)*c) && *c != '-')
+            *c = '_';
+    snprintf(buf, n, "%s/results/calibration-%s.json", KB_SOURCE_DIR, key);
+}
+
+/* ---- CPU loops: copy, triad, FMA peak ------------------------------------------------------ */
+
+typedef struct {
+    float *a, *b, *c;
+    size_t n;
+    int kind; /* 0 copy b -> a, 1 triad a = b + s c */
+} bw_job;
+
+KB_TARGET_AVX2 static void bw_task(void *arg, int tid, int nt)
+{
+    bw_job *j = arg;
+    int64_t lo, hi;
+    kb_split((int64_t)j->n, 64, tid, nt, &lo, &hi);
+    const __m256 s = _mm256_set1_ps(3.0f);
+    if (j->kind == 0) {
+        for (int64_t i = lo; i < hi; i += 16) {
+            _mm256_store_ps(j->a + i, _mm256_load_ps(j->b + i));
+            _mm256_store_ps(j->a + i + 8, _mm256_load_ps(j->b + i + 8));
+        }
+    } else {
+        for (int64_t i = lo; i < hi; i += 16) {
+            _mm256_store_ps(j->a + i, _mm256_fmadd_ps(s, _mm256_load_ps(j->c + i), _mm256_load_ps(j->b + i)));
+            _mm256_store_ps(j->a + i + 8,
+                            _mm256_fmadd_ps(s, _mm256_load_ps(j->c + i + 8), _mm256_load_ps(j->b + i + 8)));
+        }
+    }
+}
+
+typedef struct {
+    double iters;
+    volatile float sink;
+} fma_job;
+
+/* 10 independent FMA chains: enough to cover FMA latency x throughput on current cores. */
+KB_TARGET_AVX2 static void fma_avx2_task(void *arg, int tid, int nt)
+{
+    fma_job *j = arg;
+    __m256 a[10], m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+    for (int k = 0; k < 10; k++)
+        a[k] = _mm256_set1_ps((float)(k + tid));
+    for (long i = 0; i < (long)j->iters; i++)
+        for (int k = 0; k < 10; k++)
+            a[k] = _mm256_fmadd_ps(a[k], m, c);
+    __m256 s = a[0];
+    for (int k = 1; k < 10; k++)
+        s = _mm256_add_ps(s, a[k]);
+    if (tid == 0)
+        j->sink = _mm256_cvtss_f32(s);
+}
+
+KB_TARGET_AVX512 static void fma_avx512_task(void *arg, int tid, int nt)
+{
+    fma_job *j = arg;
+    __m512 a[12], m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+    for (int k = 0; k < 12; k++)
+        a[k] = _mm512_set1_ps((float)(k + tid));
+    for (long i = 0; i < (long)j->iters; i++)
+        for (int k = 0; k < 12; k++)
+            a[k] = _mm512_fmadd_ps(a[k], m, c);
+    __m512 s = a[0];
+    for (int k = 1; k < 12; k++)
+        s = _mm512_add_ps(s, a[k]);
+    if (tid == 0)
+        j->sink = _mm512_reduce_add_ps(s);
+}
+
+static double best_of(kb_pool *p, kb_task_fn fn, void *arg, int reps)
+{
+    double best = INFINITY;
+    for (int r = 0; r < reps; r++) {
+        double t0 = kb_now();
+        kb_pool_run(p, fn, arg);
+        double t = kb_now() - t0;
+        if (t < best)
+            best = t;
+    }
+    return best;
+}
+
+/* Best read GB/s of the registered read implementations matching impl_re at `threads`. */
+static double measure_read(const kb_options *base, const char *impl_re, int threads, int mib)
+{
+    kb_case_list cl = {0};
+    char line[64], err[256];
+    snprintf(line, sizeof line, "read mib=%d", mib);
+    if (kb_suite_parse_line(line, &cl, err, sizeof err) != 0)
+        return 0;
+    kb_options o = *base;
+    o.impl_re = impl_re;
+    o.kernel_re = NULL;
+    o.check_only = 0;
+    o.n_threads = 1;
+    o.threads[0] = threads;
+    o.min_time = 0.2;
+    o.max_time = 0.5;
+    o.repetitions = 1;
+    o.iterations = 0;
+    o.duration = 0;
+    o.progress = 0;
+    o.dump_dir = NULL;
+    kb_results r = {0};
+    kb_run(&o, &cl, &r);
+    double best = 0;
+    for (int i = 0; i < r.n; i++)
+        if (r.v[i].status == KB_PASS && r.v[i].bytes / r.v[i].min * 1e-9 > best)
+            best = r.v[i].bytes / r.v[i].min * 1e-9; /* ceiling: the fastest run */
+    kb_results_free(&r);
+    kb_case_list_free(&cl);
+    return best;
+}
+
+static const char *cpu_read_impls(void)
+{
+    return kb_cpu()->avx512f ? "^(avx2|avx512)$" : kb_cpu()->avx2 ? "^avx2$" : "^ref$";
+}
+
+static void json_map(FILE *f, const char *key, const double *v, int n, int last)
+{
+    fprintf(f, "    \"%s\": {", key);
+    int first = 1;
+    for (int t = 1; t <= n; t++)
+        if (v[t] > 0) {
+            fprintf(f, "%s\"%d\": %.4g", first ? "" : ", ", t, v[t]);
+            first = 0;
+        }
+    fprintf(f, "}%s\n", last ? "" : ",");
+}
+
+int kb_calibrate(const kb_options *o, const char *path, kb_peaks *pk)
+{
+    memset(pk, 0, sizeof *pk);
+    const kb_sysinfo *si = kb_sysinfo_get();
+    int maxt = si->cores < KB_CAL_MAX_THREADS ? si->cores : KB_CAL_MAX_THREADS;
+    size_t n = (size_t)256 << 18; /* 256 MiB per array: far beyond any LLC */
+    float *a = aligned_alloc(64, n * 4), *b = aligned_alloc(64, n * 4), *c = aligned_alloc(64, n * 4);
+    if (!a || !b || !c) {
+        fprintf(stderr, "kbench calibrate: cannot allocate 768 MiB\n");
+        free(a), free(b), free(c);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        a[i] = 0, b[i] = 1, c[i] = 2;
+    for (int t = 1; t <= maxt; t++) {
+        fprintf(stderr, "calibrate: %d thread(s): read", t);
+        pk->read_gbps[t] = measure_read(o, cpu_read_impls(), t, 1024);
+        kb_pool *p = kb_pool_create(t, 1);
+        if (kb_cpu()->avx2) {
+            fprintf(stderr, ", copy, triad");
+            bw_job j = {a, b, c, n, 0};
+            pk->copy_gbps[t] = 8.0 * n / best_of(p, bw_task, &j, 5) * 1e-9; /* read + write */
+            j.kind = 1;
+            pk->triad_gbps[t] = 12.0 * n / best_of(p, bw_task, &j, 5) * 1e-9;
+        }
+        if (t == 1) {
+            fprintf(stderr, ", fma");
+            fma_job fj = {.iters = 2e7};
+            if (kb_cpu()->avx2)
+                pk->fma_gflops_1t_avx2 = 2.0 * 8 * 10 * fj.iters / best_of(p, fma_avx2_task, &fj, 3) * 1e-9;
+            if (kb_cpu()->avx512f)
+                pk->fma_gflops_1t_avx512 =
+                    2.0 * 16 * 12 * fj.iters / best_of(p, fma_avx512_task, &fj, 3) * 1e-9;
+        }
+        fprintf(stderr, "\n");
+        kb_pool_destroy(p);
+    }
+    free(a), free(b), free(c);
+    if (!o->no_vulkan) {
+        fprintf(stderr, "calibrate: vulkan read\n");
+        pk->vk_read_gbps = measure_read(o, "^vk$", 1, 1024);
+    }
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "{\n  \"machine\": {\"cpu\": \"%s\", \"cores\": %d, \"llc_bytes\": %zu, \"flags\": \"%s\", "
+               "\"commit\": \"%s\"},\n",
+            si->cpu, si->cores, si->llc_bytes, si->flags, si->commit);
+    fprintf(f, "  \"cpu\": {\n");
+    json_map(f, "read_gbps", pk->read_gbps, maxt, 0);
+    json_map(f, "copy_gbps", pk->copy_gbps, maxt, 0);
+    json_map(f, "triad_gbps", pk->triad_gbps, maxt, 0);
+    fprintf(f, "    \"peak_gflops_1thread\": {\"avx2\": %.4g, \"avx512\": %.4g},\n",
+            pk->fma_gflops_1t_avx2, pk->fma_gflops_1t_avx512);
+    fprintf(f, "    \"peak_gflops\": {\"avx2\": %.4g, \"avx512\": %.4g}\n  },\n",
+            pk->fma_gflops_1t_avx2 * maxt, pk->fma_gflops_1t_avx512 * maxt);
+    fprintf(f, "  \"vulkan\": {\"read_gbps\": %.4g}\n}\n", pk->vk_read_gbps);
+    int ok = !ferror(f);
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        remove(tmp);
+        return -1;
+    }
+    snprintf(pk->source, sizeof pk->source, "%s", path);
+    return 0;
+}
+
+/* Our own file: find "key": { "1": x, ... } inside the object that follows `section`. */
+static void load_map(const char *text, const char *key, double *v)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\": {", key);
+    const char *p = strstr(text, pat);
+    if (!p)
+        return;
+    p += strlen(pat);
+    while (*p && *p != '}') {
+        int t;
+        double x;
+        int used;
+        if (sscanf(p, " \"%d\": %lf%n", &t, &x, &used) == 2) {
+            if (t >= 1 && t <= KB_CAL_MAX_THREADS)
+                v[t] = x;
+            p += used;
+        } else {
+            p++;
+        }
+    }
+}
+
+static double load_num(const char *text, const char *key)
+{
+    const char *p = strstr(text, key);
+    double x = 0;
+    if (p)
+        sscanf(p + strlen(key), " : %lf", &x);
+    return x;
+}
+
+int kb_calibration_load(const char *path, kb_peaks *pk)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    char text[16384];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = 0;
+    memset(pk, 0, sizeof *pk);
+    load_map(text, "read_gbps", pk->read_gbps);
+    load_map(text, "copy_gbps", pk->copy_gbps);
+    load_map(text, "triad_gbps", pk->triad_gbps);
+    const char *one = strstr(text, "\"peak_gflops_1thread\"");
+    if (one) {
+        pk->fma_gflops_1t_avx2 = load_num(one, "\"avx2\"");
+        pk->fma_gflops_1t_avx512 = load_num(one, "\"avx512\"");
+    }
+    const char *vk = strstr(text, "\"vulkan\"");
+    if (vk)
+        pk->vk_read_gbps = load_num(vk, "\"read_gbps\"");
+    snprintf(pk->source, sizeof pk->source, "%s", path);
+    return pk->read_gbps[1] > 0 ? 0 : -1;
+}
+
+void kb_peaks_fill(const kb_options *o, const kb_results *res, kb_peaks *pk)
+{
+    int measured = 0;
+    for (int i = 0; i < res->n; i++) {
+        const kb_result *x = &res->v[i];
+        if (!x->impl || x->status != KB_PASS || x->n_samples == 0)
+            continue;
+        if (x->impl->backend == KB_BACKEND_CPU && x->threads >= 1 && x->threads <= KB_CAL_MAX_THREADS &&
+            pk->read_gbps[x->threads] <= 0) {
+            pk->read_gbps[x->threads] = measure_read(o, cpu_read_impls(), x->threads, 512);
+            measured = 1;
+        }
+        if (x->impl->backend == KB_BACKEND_VULKAN && pk->vk_read_gbps <= 0 && !o->no_vulkan) {
+            pk->vk_read_gbps = measure_read(o, "^vk$", 1, 1024);
+            if (pk->vk_read_gbps <= 0)
+                pk->vk_read_gbps = -1; /* tried */
+            measured = 1;
+        }
+    }
+    if (measured && !pk->source[0])
+        snprintf(pk->source, sizeof pk->source,
+                 "read bandwidth measured at the start of this run (no calibration file; "
+                 "run kbench calibrate)");
+}
+
+void kb_peaks_apply(const kb_peaks *pk, kb_results *res)
+{
+    for (int i = 0; i < res->n; i++) {
+        kb_result *x = &res->v[i];
+        x->pct_peak_bw = x->pct_peak_flops = NAN;
+        if (!x->impl || !isfinite(x->gbps))
+            continue;
+        double bw = 0, fl = 0;
+        if (x->impl->backend == KB_BACKEND_CPU) {
+            int t = x->threads >= 1 && x->threads <= KB_CAL_MAX_THREADS ? x->threads : 1;
+            bw = pk->read_gbps[t];
+            double one = strstr(x->impl->name, "avx512") ? pk->fma_gflops_1t_avx512 : 0;
+            if (one <= 0)
+                one = pk->fma_gflops_1t_avx2 > pk->fma_gflops_1t_avx512 ? pk->fma_gflops_1t_avx2
+                                                                         : pk->fma_gflops_1t_avx512;
+            fl = one * t;
+        } else {
+            bw = pk->vk_read_gbps;
+        }
+        if (bw > 0)
+            x->pct_peak_bw = x->gbps / bw * 100;
+        if (fl > 0)
+            x->pct_peak_flops = x->gflops / fl * 100;
+    }
+}

@@ -1,0 +1,32 @@
+/* The machine's ceilings: streaming read/copy/triad bandwidth per thread count, peak f32 FMA rate
+ * per ISA, Vulkan read bandwidth. `kbench calibrate` measures and stores them (a JSON under
+ * results/, keyed by machine); every run then reports each row's share of them. */
+#ifndef KB_CALIBRATE_H
+#define KB_CALIBRATE_H
+
+#include "runner.h"
+
+#define KB_CAL_MAX_THREADS 256
+
+typedef struct kb_peaks {
+    double read_gbps[KB_CAL_MAX_THREADS + 1]; /* by thread count; 0 = unknown */
+    double copy_gbps[KB_CAL_MAX_THREADS + 1];
+    double triad_gbps[KB_CAL_MAX_THREADS + 1];
+    double fma_gflops_1t_avx2, fma_gflops_1t_avx512, fma_gflops_1t_scalar; /* one thread */
+    double vk_read_gbps;
+    char source[512]; /* the calibration file, or "measured at start of this run" */
+} kb_peaks;
+
+/* results/calibration-<machine>.json for this machine (in the source tree). */
+void kb_calibration_path(char *buf, size_t n);
+/* Measures everything and writes path (whole or not at all). Returns 0 or -1. */
+int kb_calibrate(const kb_options *o, const char *path, kb_peaks *pk);
+/* Loads a calibration file. Returns 0, or -1 when missing or unreadable. */
+int kb_calibration_load(const char *path, kb_peaks *pk);
+/* Fills the gaps in pk for the thread counts and backends the results use, by measuring read
+ * bandwidth now (quick). */
+void kb_peaks_fill(const kb_options *o, const kb_results *res, kb_peaks *pk);
+/* pct_peak_bw and pct_peak_flops of every timed row. */
+void kb_peaks_apply(const kb_peaks *pk, kb_results *res);
+
+#endif
