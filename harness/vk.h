@@ -1,0 +1,92 @@
+/* kbench Vulkan context: device choice, storage buffers, cached compute pipelines from embedded
+ * SPIR-V, and recorded command lists timed with GPU timestamps. No Vulkan types appear here, so
+ * the runner includes this header whether or not it was built with Vulkan. */
+#ifndef KB_VK_H
+#define KB_VK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct kb_vk;
+
+/* device_index -1: automatic (discrete GPU, else integrated, else virtual, else CPU).
+ * Returns NULL with the reason in err (no driver, no device, index out of range: the devices
+ * are listed then, device too old). */
+struct kb_vk *kb_vk_create(int device_index, char *err, size_t errlen);
+void kb_vk_destroy(struct kb_vk *vk);
+/* One line per device; returns the count, or -1 after printing why Vulkan is unavailable. */
+int kb_vk_list(FILE *f);
+/* One line: device, driver, API version, subgroup size, timestamp period. */
+const char *kb_vk_describe(const struct kb_vk *vk);
+
+/* What implementations plan with. */
+typedef struct kb_vk_limits {
+    uint32_t subgroup_size;      /* the device's (default) subgroup size */
+    uint32_t subgroup_min;       /* smallest size a shader may run with (size control), else = */
+    int subgroup_arith;          /* subgroupAdd in compute shaders */
+    uint32_t max_wg_invocations; /* maxComputeWorkGroupInvocations */
+    uint32_t max_wg_size_x;
+    uint32_t max_wg_count[3];
+    uint32_t max_shared_bytes;
+    uint64_t max_storage_range;  /* bytes one storage-buffer binding may span */
+    uint64_t storage_align;      /* minStorageBufferOffsetAlignment */
+    uint64_t max_buffer_bytes;   /* one buffer (min of allocation, buffer and heap limits) */
+    int timestamps;              /* 1: GPU timestamps; 0: run times are wall time */
+    int is_cpu;                  /* a CPU implementation (lavapipe, SwiftShader) */
+} kb_vk_limits;
+const kb_vk_limits *kb_vk_get_limits(const struct kb_vk *vk);
+
+/* ---- storage buffers (device-local; mapped directly when the memory is host-visible, else
+ * written and read through a staging buffer) ---- */
+typedef struct kb_vk_buf kb_vk_buf;
+kb_vk_buf *kb_vk_buf_create(struct kb_vk *vk, uint64_t bytes, char *err, size_t errlen);
+void kb_vk_buf_destroy(kb_vk_buf *b); /* NULL is fine */
+uint64_t kb_vk_buf_size(const kb_vk_buf *b);
+int kb_vk_buf_write(kb_vk_buf *b, uint64_t off, const void *src, uint64_t n, char *err,
+                    size_t errlen);
+int kb_vk_buf_read(kb_vk_buf *b, uint64_t off, void *dst, uint64_t n, char *err, size_t errlen);
+/* A new buffer of n bytes holding a copy of src. */
+kb_vk_buf *kb_vk_buf_from(struct kb_vk *vk, const void *src, uint64_t n, char *err,
+                          size_t errlen);
+
+/* ---- compute pipelines: set 0 holds nbind storage buffers at bindings 0..nbind-1; push
+ * constants are push_bytes from offset 0; specialization constants 0..nspec-1 are uint32.
+ * Cached in the context (same code and constants give the same pipeline); freed by
+ * kb_vk_destroy. ---- */
+typedef struct kb_vk_pipe kb_vk_pipe;
+kb_vk_pipe *kb_vk_pipe_get(struct kb_vk *vk, const uint32_t *spv, size_t spv_bytes, int nbind,
+                           uint32_t push_bytes, const uint32_t *spec, int nspec, char *err,
+                           size_t errlen);
+
+/* ---- command lists: recorded once, submitted any number of times. A list begins with a
+ * barrier that makes earlier uploads visible and ends with one that makes its writes visible
+ * to later lists, copies and the host; timestamps bracket the dispatches. ---- */
+#define KB_VK_MAX_BIND 8
+typedef struct kb_vk_bind {
+    kb_vk_buf *buf;
+    uint64_t offset; /* a multiple of storage_align */
+    uint64_t range;  /* 0: to the end of the buffer; at most max_storage_range */
+} kb_vk_bind;
+
+typedef struct kb_vk_cmd kb_vk_cmd;
+kb_vk_cmd *kb_vk_cmd_create(struct kb_vk *vk, int max_dispatches, char *err, size_t errlen);
+/* binds: the pipeline's nbind buffers; push: its push_bytes (NULL when 0). */
+int kb_vk_cmd_dispatch(kb_vk_cmd *c, const kb_vk_pipe *p, const kb_vk_bind *binds,
+                       const void *push, uint32_t gx, uint32_t gy, uint32_t gz, char *err,
+                       size_t errlen);
+void kb_vk_cmd_barrier(kb_vk_cmd *c); /* later dispatches see earlier dispatches' writes */
+int kb_vk_cmd_end(kb_vk_cmd *c, char *err, size_t errlen);
+/* Submits, waits, and sets *seconds (may be NULL) to the time between the timestamps, or to the
+ * wall time of submit-and-wait when the queue has no timestamps. Returns 0 or -1. */
+int kb_vk_cmd_submit(kb_vk_cmd *c, double *seconds, char *err, size_t errlen);
+void kb_vk_cmd_destroy(kb_vk_cmd *c); /* NULL is fine */
+
+#ifdef __cplusplus
+}
+#endif
+#endif
