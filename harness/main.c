@@ -100,7 +100,7 @@ static int parse_int(const char *s, long long lo, long long hi, long long *v)
     return errno == 0 && end != s && *end == 0 && *v >= lo && *v <= hi ? 0 : -1;
 }
 
-static void list_all(int device)
+static void list_all(int device, int no_vulkan)
 {
     printf("Families (parameters: default [min, max]):\n");
     for (int i = 0; i < kb_family_count(); i++) {
@@ -113,8 +113,9 @@ static void list_all(int device)
     }
     kb_env env = {0};
 #ifdef KB_HAVE_VULKAN
-    char verr[256] = "";
-    env.vk = kb_vk_create(device, verr, sizeof verr);
+    char verr[256] = "--no-vulkan";
+    if (!no_vulkan)
+        env.vk = kb_vk_create(device, verr, sizeof verr);
 #else
     const char *verr = "built without Vulkan";
 #endif
@@ -132,7 +133,10 @@ static void list_all(int device)
     }
     printf("\nVulkan devices:\n");
 #ifdef KB_HAVE_VULKAN
-    kb_vk_list(stdout);
+    if (no_vulkan)
+        printf("  not loaded (--no-vulkan)\n");
+    else
+        kb_vk_list(stdout);
     if (env.vk)
         kb_vk_destroy(env.vk);
 #else
@@ -342,7 +346,7 @@ int main(int argc, char **argv)
     if (o.max_time < o.min_time)
         o.max_time = o.min_time;
     if (list) {
-        list_all(o.device);
+        list_all(o.device, o.no_vulkan);
         return 0;
     }
     char default_cal[4096];
