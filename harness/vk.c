@@ -60,6 +60,7 @@ struct kb_vk {
     kb_vk_buf *staging;
     kb_vk_pipe **pipes;
     int npipes;
+    int stats; /* KB_VK_PIPELINE_STATS set: report compiled-shader statistics */
     kb_vk_limits lim;
     char desc[1024];
 };
@@ -348,6 +349,19 @@ static int pick_device(devinfo *d, int n, int index, char *err, size_t errlen)
     return best;
 }
 
+static int has_extension(VkPhysicalDevice pd, const char *name)
+{
+    uint32_t n = 0;
+    vkEnumerateDeviceExtensionProperties(pd, NULL, &n, NULL);
+    VkExtensionProperties *e = calloc(n ? n : 1, sizeof *e);
+    int found = 0;
+    if (e && vkEnumerateDeviceExtensionProperties(pd, NULL, &n, e) == VK_SUCCESS)
+        for (uint32_t i = 0; i < n && !found; i++)
+            found = strcmp(e[i].extensionName, name) == 0;
+    free(e);
+    return found;
+}
+
 static int pick_queue(struct kb_vk *vk, char *err, size_t errlen)
 {
     uint32_t n = 0;
@@ -429,6 +443,22 @@ struct kb_vk *kb_vk_create(int device_index, char *err, size_t errlen)
     VkDeviceCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
                               .queueCreateInfoCount = 1,
                               .pQueueCreateInfos = &qci};
+    /* Shader tuning aid: the driver's statistics (registers, spills) per pipeline. */
+    VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR pef = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR};
+    const char *ext = VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME;
+    if (getenv("KB_VK_PIPELINE_STATS") && has_extension(vk->di.pd, ext)) {
+        VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
+                                        .pNext = &pef};
+        vkGetPhysicalDeviceFeatures2(vk->di.pd, &f2);
+        if (pef.pipelineExecutableInfo) {
+            pef.pNext = NULL;
+            dci.pNext = &pef;
+            dci.enabledExtensionCount = 1;
+            dci.ppEnabledExtensionNames = &ext;
+            vk->stats = 1;
+        }
+    }
     VkResult r = vkCreateDevice(vk->di.pd, &dci, NULL, &vk->dev);
     if (r != VK_SUCCESS) {
         seterr(err, errlen, "vkCreateDevice(%s) failed: %s", vk->di.props.deviceName, vkres(r));
@@ -706,6 +736,91 @@ kb_vk_buf *kb_vk_buf_from(struct kb_vk *vk, const void *src, uint64_t n, char *e
 
 /* ---- pipelines ---------------------------------------------------------------------------- */
 
+static void print_stat(const VkPipelineExecutableStatisticKHR *st)
+{
+    switch (st->format) {
+    case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_BOOL32_KHR:
+        fprintf(stderr, " %s=%s", st->name, st->value.b32 ? "true" : "false");
+        break;
+    case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_INT64_KHR:
+        fprintf(stderr, " %s=%lld", st->name, (long long)st->value.i64);
+        break;
+    case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_UINT64_KHR:
+        fprintf(stderr, " %s=%llu", st->name, (unsigned long long)st->value.u64);
+        break;
+    default:
+        fprintf(stderr, " %s=%g", st->name, st->value.f64);
+    }
+}
+
+/* KB_VK_PIPELINE_STATS=1 prints the driver's statistics of each new pipeline to stderr;
+ * =DIR also writes its internal representations (driver IR, ISA) to DIR. */
+static void report_stats(struct kb_vk *vk, const kb_vk_pipe *p)
+{
+    PFN_vkGetPipelineExecutablePropertiesKHR gp = (PFN_vkGetPipelineExecutablePropertiesKHR)
+        vkGetDeviceProcAddr(vk->dev, "vkGetPipelineExecutablePropertiesKHR");
+    PFN_vkGetPipelineExecutableStatisticsKHR gs = (PFN_vkGetPipelineExecutableStatisticsKHR)
+        vkGetDeviceProcAddr(vk->dev, "vkGetPipelineExecutableStatisticsKHR");
+    PFN_vkGetPipelineExecutableInternalRepresentationsKHR gi =
+        (PFN_vkGetPipelineExecutableInternalRepresentationsKHR)vkGetDeviceProcAddr(
+            vk->dev, "vkGetPipelineExecutableInternalRepresentationsKHR");
+    const char *dir = getenv("KB_VK_PIPELINE_STATS");
+    if (!gp || !gs)
+        return;
+    VkPipelineInfoKHR pi = {.sType = VK_STRUCTURE_TYPE_PIPELINE_INFO_KHR, .pipeline = p->pipe};
+    VkPipelineExecutablePropertiesKHR ep[4];
+    uint32_t ne = 4;
+    for (int i = 0; i < 4; i++)
+        ep[i] = (VkPipelineExecutablePropertiesKHR){
+            .sType = VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_PROPERTIES_KHR};
+    if (gp(vk->dev, &pi, &ne, ep) < 0)
+        return;
+    for (uint32_t e = 0; e < ne; e++) {
+        fprintf(stderr, "kbench vk pipeline %zu-byte spv, spec {", p->spv_bytes);
+        for (int i = 0; i < p->nspec; i++)
+            fprintf(stderr, i ? ",%u" : "%u", p->spec[i]);
+        fprintf(stderr, "} %s (subgroup %u):", ep[e].name, ep[e].subgroupSize);
+        VkPipelineExecutableInfoKHR ei = {.sType = VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_INFO_KHR,
+                                          .pipeline = p->pipe,
+                                          .executableIndex = e};
+        VkPipelineExecutableStatisticKHR st[32];
+        uint32_t ns = 32;
+        for (int i = 0; i < 32; i++)
+            st[i] = (VkPipelineExecutableStatisticKHR){
+                .sType = VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_STATISTIC_KHR};
+        if (gs(vk->dev, &ei, &ns, st) >= 0)
+            for (uint32_t i = 0; i < ns; i++)
+                print_stat(&st[i]);
+        fprintf(stderr, "\n");
+        VkPipelineExecutableInternalRepresentationKHR ir[8];
+        uint32_t nr = 8;
+        if (!gi || strcmp(dir, "1") == 0)
+            continue;
+        for (int i = 0; i < 8; i++)
+            ir[i] = (VkPipelineExecutableInternalRepresentationKHR){
+                .sType = VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_INTERNAL_REPRESENTATION_KHR};
+        if (gi(vk->dev, &ei, &nr, ir) < 0)
+            continue;
+        for (uint32_t i = 0; i < nr; i++) {
+            ir[i].pData = malloc(ir[i].dataSize + 1);
+            if (!ir[i].pData)
+                ir[i].dataSize = 0;
+        }
+        gi(vk->dev, &ei, &nr, ir);
+        for (uint32_t i = 0; i < nr; i++) {
+            char path[512];
+            snprintf(path, sizeof path, "%s/pipe%d_%u_%u.txt", dir, vk->npipes, e, i);
+            FILE *f = ir[i].pData ? fopen(path, "w") : NULL;
+            if (f) {
+                fprintf(f, "%s: %s\n", ir[i].name, ir[i].description);
+                fwrite(ir[i].pData, 1, ir[i].dataSize, f);
+                fclose(f);
+            }
+            free(ir[i].pData);
+        }
+    }
+}
+
 static kb_vk_pipe *pipe_build(struct kb_vk *vk, const uint32_t *spv, size_t spv_bytes, int nbind,
                               uint32_t push_bytes, const uint32_t *spec, int nspec, char *err,
                               size_t errlen)
@@ -754,6 +869,9 @@ static kb_vk_pipe *pipe_build(struct kb_vk *vk, const uint32_t *spv, size_t spv_
     }
     VkComputePipelineCreateInfo cci = {
         .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
+        .flags = vk->stats ? VK_PIPELINE_CREATE_CAPTURE_STATISTICS_BIT_KHR |
+                                 VK_PIPELINE_CREATE_CAPTURE_INTERNAL_REPRESENTATIONS_BIT_KHR
+                           : 0,
         .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
                   .stage = VK_SHADER_STAGE_COMPUTE_BIT,
                   .module = p->mod,
@@ -765,6 +883,8 @@ static kb_vk_pipe *pipe_build(struct kb_vk *vk, const uint32_t *spv, size_t spv_
         seterr(err, errlen, "vkCreateComputePipelines: %s", vkres(r));
         goto fail;
     }
+    if (vk->stats)
+        report_stats(vk, p);
     return p;
 fail:
     if (p->pipe)

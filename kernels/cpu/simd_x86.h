@@ -120,6 +120,18 @@ KB_TARGET_AVX2 KB_INLINE __m256 kb_bcast_f16(const void *p)
     return _mm256_set1_ps(_cvtsh_ss(h));
 }
 
+/* The f16 scales of four blocks, stride bytes apart from p, as four f32 (one vcvtph2ps). */
+KB_TARGET_AVX2 KB_INLINE __m128 kb_f16x4(const uint8_t *p, int64_t stride)
+{
+    uint16_t h0, h1, h2, h3;
+    memcpy(&h0, p, 2);
+    memcpy(&h1, p + stride, 2);
+    memcpy(&h2, p + 2 * stride, 2);
+    memcpy(&h3, p + 3 * stride, 2);
+    const uint64_t h = h0 | (uint64_t)h1 << 16 | (uint64_t)h2 << 32 | (uint64_t)h3 << 48;
+    return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)h));
+}
+
 /* ---- matvec plumbing ---------------------------------------------------------------------- */
 
 /* What every matvec cpu_run hands its threads. */

@@ -1,60 +1,129 @@
-/* Shared by matvec_q4_0.comp and matvec_q8_0.comp: interface, accumulators, reduction.
- * A workgroup owns RPW consecutive rows; its threads stride over the 16-byte quant units of
- * those rows (coalesced), so each x load is reused RPW times. Partial sums are reduced with
- * subgroupAdd, then across subgroups through shared memory: correct for any subgroup size
- * >= SG_MIN. */
+/* Shared by matvec_q4_0.comp and matvec_q8_0.comp.
+ *
+ * Layout (repacked by the host, same bytes per weight as GGML): a row is cut into chunks of
+ * 32 units of 16 bytes. Unit u = 32c + l of a row holds the codes of G groups of 4 weights:
+ * group k covers x[4V .. 4V+3] with V = 32Gc + 32k + l. So 32 threads on consecutive units
+ * read 512 contiguous bytes of codes and, for each k, 512 contiguous bytes of x (16-byte
+ * loads, no shared memory). The scales of the blocks a unit touches (blocks V/8) are stored
+ * next to each other per lane group l/8: one 16- or 8-byte load.
+ *
+ * Work split: a subgroup owns RPS rows at a time (its lanes stride over the units), so the
+ * reduction is one subgroupAdd per row and token: no barriers, no shared memory, correct for
+ * any subgroup size. Workgroups loop over row groups (a persistent grid), and each subgroup
+ * loads its next units before computing the current ones, so loads stay in flight. */
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #extension GL_EXT_control_flow_attributes : require
 
 layout(local_size_x_id = 0) in;
-layout(constant_id = 0) const uint WG = 128;   /* threads per workgroup */
-layout(constant_id = 1) const uint SG_MIN = 8; /* smallest subgroup size the device may use */
-layout(constant_id = 2) const uint RPW = 4;    /* rows per workgroup */
-layout(constant_id = 3) const uint T = 1;      /* tokens */
-const uint NSG = WG / SG_MIN;                  /* most subgroups in a workgroup */
+layout(constant_id = 1) const uint RPS = 4;       /* rows a subgroup works on at once */
+layout(constant_id = 2) const uint T = 1;         /* tokens */
+layout(constant_id = 3) const bool PARTIAL = true; /* cols leaves a partial last chunk */
 
-/* Weights repacked by the host: per row, the blocks' quants back to back (16-byte units),
- * and separately the rows' f16 scales (two per word). Same bytes per weight as GGML. */
-layout(std430, binding = 0) readonly buffer Qb { uvec4 q[]; };
-layout(std430, binding = 1) readonly buffer Db { uint d[]; };
-layout(std430, binding = 2) readonly buffer Xb { vec4 x[]; };  /* [T][cols] */
-layout(std430, binding = 3) writeonly buffer Yb { float y[]; }; /* [T][ystride] */
+layout(std430, binding = 0) readonly buffer Qb { uvec4 q[]; };   /* [row][unit] */
+layout(std430, binding = 2) readonly buffer Xb { vec4 x[]; };    /* [T][nv] */
+layout(std430, binding = 3) writeonly buffer Yb { float y[]; };  /* [T][ystride] */
 
 layout(push_constant) uniform PC {
-    uint rows;    /* rows in this chunk */
-    uint nb;      /* blocks per row */
+    uint rows;    /* rows in this chunk of the matrix */
+    uint nv;      /* vec4s in a row of x: cols / 4 */
+    uint nchunk;  /* chunks per row */
     uint row0;    /* first row of this chunk in y */
     uint ystride; /* all rows */
 } pc;
 
-float acc[RPW * T]; /* [row][token] */
-shared float red[RPW * T * NSG];
+float acc[RPS * T]; /* [row][token] */
 
-float scale(uint i) { return unpackHalf2x16(d[i >> 1] >> ((i & 1u) << 4)).x; }
-
-/* Four bytes (each < 256) to floats minus bias, through the 2^23 exponent: no int->float
- * conversion, exact. bias = 2^23 + offset. */
+/* Four bytes (each < 256) to floats minus bias, through the 2^23 exponent: exact, and no
+ * int->float conversion (a slow instruction on NVIDIA). bias = 2^23 + offset. */
 vec4 bytes4(uint m, float bias)
 {
+#if defined(EXTRACT_BFI)
+    return uintBitsToFloat(uvec4(bitfieldInsert(0x4B000000u, m, 0, 8),
+                                 bitfieldInsert(0x4B000000u, m >> 8, 0, 8),
+                                 bitfieldInsert(0x4B000000u, m >> 16, 0, 8),
+                                 (m >> 24) | 0x4B000000u)) - bias;
+#elif defined(EXTRACT_BFE)
+    return uintBitsToFloat(uvec4(bitfieldExtract(m, 0, 8), bitfieldExtract(m, 8, 8),
+                                 bitfieldExtract(m, 16, 8), bitfieldExtract(m, 24, 8)) |
+                           0x4B000000u) - bias;
+#else
     return uintBitsToFloat(uvec4(m & 0xFFu, (m >> 8) & 0xFFu, (m >> 16) & 0xFFu, m >> 24) |
                            0x4B000000u) - bias;
+#endif
 }
 
-void reduce_store(uint rbase)
+/* Two f16 scales to f32. */
+vec2 halves(uint h)
 {
-    [[unroll]] for (uint i = 0; i < RPW * T; i++) {
+#if defined(SCALE_INT)
+    /* exponent rebias by a multiply (2^112): exact for finite f16, no conversion unit */
+    uvec2 m = uvec2(h << 13, h >> 3) & 0x0FFFE000u, s = uvec2(h << 16, h) & 0x80000000u;
+    return uintBitsToFloat(m | s) * 5.192296858534828e33;
+#else
+    return unpackHalf2x16(h);
+#endif
+}
+
+/* acc + dot(a, b) as a chain of fused multiply-adds */
+float fma4(vec4 a, vec4 b, float s)
+{
+    return fma(a.w, b.w, fma(a.z, b.z, fma(a.y, b.y, fma(a.x, b.x, s))));
+}
+
+/* x vec4 V of token t; zero past the end of the row (partial last chunk). */
+vec4 xload(uint t, uint V)
+{
+    if (!PARTIAL)
+        return x[t * pc.nv + V];
+    vec4 v = x[t * pc.nv + min(V, pc.nv - 1)];
+    return V < pc.nv ? v : vec4(0.0);
+}
+
+void store_rows(uint rbase)
+{
+    [[unroll]] for (uint i = 0; i < RPS * T; i++) {
         float v = subgroupAdd(acc[i]);
-        if (subgroupElect() && gl_SubgroupID < NSG)
-            red[i * NSG + gl_SubgroupID] = v;
-    }
-    barrier();
-    for (uint i = gl_LocalInvocationID.x; i < RPW * T; i += WG) {
-        float s = 0.0;
-        for (uint g = 0; g < gl_NumSubgroups && g < NSG; g++)
-            s += red[i * NSG + g];
         uint row = rbase + i / T;
-        if (row < pc.rows)
-            y[(i % T) * pc.ystride + pc.row0 + row] = s;
+        if (subgroupElect() && row < pc.rows)
+            y[(i % T) * pc.ystride + pc.row0 + row] = v;
+        acc[i] = 0.0;
     }
 }
+
+/* The loop every format shares: walks (row group, unit) pairs of this subgroup, loading the
+ * next pair before computing the current one. load_unit and dot_unit come from the format. */
+#define MATVEC_MAIN(CODE_T, SCALE_T)                                                          \
+    void main()                                                                               \
+    {                                                                                         \
+        const uint lane = gl_SubgroupInvocationID, S = gl_SubgroupSize;                       \
+        const uint nu = pc.nchunk * 32u, ipr = (nu + S - 1) / S; /* steps per row group */    \
+        const uint ngroups = (pc.rows + RPS - 1) / RPS;                                       \
+        const uint step = gl_NumSubgroups * gl_NumWorkGroups.x;                               \
+        uint rg = gl_WorkGroupID.x * gl_NumSubgroups + gl_SubgroupID, it = 0;                 \
+        [[unroll]] for (uint i = 0; i < RPS * T; i++)                                         \
+            acc[i] = 0.0;                                                                     \
+        CODE_T nq[RPS];                                                                       \
+        SCALE_T nd[RPS];                                                                      \
+        if (rg < ngroups)                                                                     \
+            load_unit(rg, min(lane, nu - 1), nq, nd);                                         \
+        while (rg < ngroups) {                                                                \
+            CODE_T cq[RPS];                                                                   \
+            SCALE_T cd[RPS];                                                                  \
+            [[unroll]] for (uint r = 0; r < RPS; r++) {                                       \
+                cq[r] = nq[r];                                                                \
+                cd[r] = nd[r];                                                                \
+            }                                                                                 \
+            const uint crg = rg, u = it * S + lane;                                           \
+            if (++it == ipr) {                                                                \
+                it = 0;                                                                       \
+                rg += step;                                                                   \
+            }                                                                                 \
+            if (rg < ngroups)                                                                 \
+                load_unit(rg, min(it * S + lane, nu - 1), nq, nd);                            \
+            if (u < nu)                                                                       \
+                dot_unit(u, cq, cd);                                                          \
+            if (it == 0)                                                                      \
+                store_rows(crg * RPS);                                                        \
+        }                                                                                     \
+    }

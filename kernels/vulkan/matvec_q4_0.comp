@@ -1,55 +1,50 @@
 #version 450
-/* y[t][r] = sum_c W[r,c] x[t][c], W in Q4_0: 16 bytes of quants per block are one unit;
- * quant byte j holds weight j (low nibble) and weight j + 16 (high nibble). */
+/* y[t][r] = sum_c W[r,c] x[t][c], W in Q4_0 repacked (matvec_common.glsl): a unit holds 8
+ * groups; word j has group 2j in its low nibbles and group 2j+1 in its high nibbles, byte i
+ * of a group is weight 4V+i. Scales: 8 f16 per lane group, group k's block k-th. */
 #extension GL_GOOGLE_include_directive : require
 #include "matvec_common.glsl"
 
+layout(std430, binding = 1) readonly buffer Db { uvec4 dsc[]; }; /* [row][chunk][lane/8] */
+
 const float BIAS = 8388616.0; /* 2^23 + 8: q - 8 */
 
-void main()
+void load_unit(uint rg, uint u, out uvec4 cq[RPS], out uvec4 cd[RPS])
 {
-    const uint rbase = gl_WorkGroupID.x * RPW, nb = pc.nb;
-    [[unroll]] for (uint i = 0; i < RPW * T; i++)
-        acc[i] = 0.0;
-    for (uint b = gl_LocalInvocationID.x; b < nb; b += WG) {
-        uvec4 qv[RPW];
-        float dv[RPW];
-        [[unroll]] for (uint r = 0; r < RPW; r++) {
-            uint i = min(rbase + r, pc.rows - 1) * nb + b; /* rows past the end: discarded */
-            qv[r] = q[i];
-            dv[r] = scale(i);
-        }
-        if (T == 1) {
-            /* one scale multiply per block */
-            float s[RPW];
-            [[unroll]] for (uint r = 0; r < RPW; r++)
-                s[r] = 0.0;
-            [[unroll]] for (uint p = 0; p < 4; p++) {
-                vec4 xl = x[b * 8 + p], xh = x[b * 8 + 4 + p];
-                [[unroll]] for (uint r = 0; r < RPW; r++) {
-                    uint w = qv[r][p];
-                    s[r] += dot(bytes4(w & 0x0F0F0F0Fu, BIAS), xl) +
-                            dot(bytes4((w >> 4) & 0x0F0F0F0Fu, BIAS), xh);
-                }
-            }
-            [[unroll]] for (uint r = 0; r < RPW; r++)
-                acc[r] += dv[r] * s[r];
-        } else {
-            /* scaled weights, reused by every token */
-            [[unroll]] for (uint p = 0; p < 4; p++) {
-                vec4 wl[RPW], wh[RPW];
-                [[unroll]] for (uint r = 0; r < RPW; r++) {
-                    uint w = qv[r][p];
-                    wl[r] = bytes4(w & 0x0F0F0F0Fu, BIAS) * dv[r];
-                    wh[r] = bytes4((w >> 4) & 0x0F0F0F0Fu, BIAS) * dv[r];
-                }
+    [[unroll]] for (uint r = 0; r < RPS; r++) {
+        uint row = min(rg * RPS + r, pc.rows - 1); /* rows past the end: not stored */
+        cq[r] = q[row * pc.nchunk * 32u + u];
+        cd[r] = dsc[(row * pc.nchunk + (u >> 5)) * 4u + ((u & 31u) >> 3)];
+    }
+}
+
+void dot_unit(uint u, uvec4 cq[RPS], uvec4 cd[RPS])
+{
+    const uint c = u >> 5, l = u & 31u;
+    [[unroll]] for (uint j = 0; j < 4; j++) {
+        vec2 d[RPS];
+        [[unroll]] for (uint r = 0; r < RPS; r++)
+            d[r] = halves(cd[r][j]);
+        [[unroll]] for (uint h = 0; h < 2; h++) {
+            const uint V = c * 256u + 32u * (2u * j + h) + l;
+            vec4 w[RPS];
+            [[unroll]] for (uint r = 0; r < RPS; r++)
+                w[r] = bytes4((h != 0 ? cq[r][j] >> 4 : cq[r][j]) & 0x0F0F0F0Fu, BIAS);
+            if (T == 1) {
+                vec4 xv = xload(0, V);
+                [[unroll]] for (uint r = 0; r < RPS; r++)
+                    acc[r] = fma(fma4(w[r], xv, 0.0), d[r][h], acc[r]);
+            } else {
+                [[unroll]] for (uint r = 0; r < RPS; r++)
+                    w[r] *= d[r][h];
                 [[unroll]] for (uint t = 0; t < T; t++) {
-                    vec4 xl = x[(t * nb + b) * 8 + p], xh = x[(t * nb + b) * 8 + 4 + p];
-                    [[unroll]] for (uint r = 0; r < RPW; r++)
-                        acc[r * T + t] += dot(wl[r], xl) + dot(wh[r], xh);
+                    vec4 xv = xload(t, V);
+                    [[unroll]] for (uint r = 0; r < RPS; r++)
+                        acc[r * T + t] = fma4(w[r], xv, acc[r * T + t]);
                 }
             }
         }
     }
-    reduce_store(rbase);
 }
+
+MATVEC_MAIN(uvec4, uvec4)

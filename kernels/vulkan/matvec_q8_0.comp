@@ -1,47 +1,49 @@
 #version 450
-/* y[t][r] = sum_c W[r,c] x[t][c], W in Q8_0: a unit is half a block (16 int8 quants); the
- * two halves of a block share its scale. */
+/* y[t][r] = sum_c W[r,c] x[t][c], W in Q8_0 repacked (matvec_common.glsl): a unit holds 4
+ * groups, word k = group k, byte i = weight 4V+i (int8). Scales: 4 f16 per lane group. */
 #extension GL_GOOGLE_include_directive : require
 #include "matvec_common.glsl"
 
-const float BIAS = 8388736.0; /* 2^23 + 128: bytes are biased by XOR 0x80 */
+layout(std430, binding = 1) readonly buffer Db { uvec2 dsc[]; }; /* [row][chunk][lane/8] */
 
-void main()
+const float BIAS = 8388736.0; /* 2^23 + 128: the bytes are biased by XOR 0x80 */
+
+void load_unit(uint rg, uint u, out uvec4 cq[RPS], out uvec2 cd[RPS])
 {
-    const uint rbase = gl_WorkGroupID.x * RPW, nb = pc.nb, nu = 2 * nb;
-    [[unroll]] for (uint i = 0; i < RPW * T; i++)
-        acc[i] = 0.0;
-    for (uint u = gl_LocalInvocationID.x; u < nu; u += WG) {
-        uvec4 qv[RPW];
-        float dv[RPW];
-        [[unroll]] for (uint r = 0; r < RPW; r++) {
-            uint row = min(rbase + r, pc.rows - 1); /* rows past the end: discarded */
-            qv[r] = q[row * nu + u] ^ uvec4(0x80808080u);
-            dv[r] = scale(row * nb + (u >> 1));
-        }
-        if (T == 1) {
-            float s[RPW];
-            [[unroll]] for (uint r = 0; r < RPW; r++)
-                s[r] = 0.0;
-            [[unroll]] for (uint p = 0; p < 4; p++) {
-                vec4 xv = x[u * 4 + p];
-                [[unroll]] for (uint r = 0; r < RPW; r++)
-                    s[r] += dot(bytes4(qv[r][p], BIAS), xv);
-            }
-            [[unroll]] for (uint r = 0; r < RPW; r++)
-                acc[r] += dv[r] * s[r];
-        } else {
-            [[unroll]] for (uint p = 0; p < 4; p++) {
-                vec4 wv[RPW];
-                [[unroll]] for (uint r = 0; r < RPW; r++)
-                    wv[r] = bytes4(qv[r][p], BIAS) * dv[r];
+    [[unroll]] for (uint r = 0; r < RPS; r++) {
+        uint row = min(rg * RPS + r, pc.rows - 1); /* rows past the end: not stored */
+        cq[r] = q[row * pc.nchunk * 32u + u];
+        cd[r] = dsc[(row * pc.nchunk + (u >> 5)) * 4u + ((u & 31u) >> 3)];
+    }
+}
+
+void dot_unit(uint u, uvec4 cq[RPS], uvec2 cd[RPS])
+{
+    const uint c = u >> 5, l = u & 31u;
+    [[unroll]] for (uint j = 0; j < 2; j++) {
+        vec2 d[RPS];
+        [[unroll]] for (uint r = 0; r < RPS; r++)
+            d[r] = halves(cd[r][j]);
+        [[unroll]] for (uint h = 0; h < 2; h++) {
+            const uint k = 2u * j + h, V = c * 128u + 32u * k + l;
+            vec4 w[RPS];
+            [[unroll]] for (uint r = 0; r < RPS; r++)
+                w[r] = bytes4(cq[r][k] ^ 0x80808080u, BIAS);
+            if (T == 1) {
+                vec4 xv = xload(0, V);
+                [[unroll]] for (uint r = 0; r < RPS; r++)
+                    acc[r] = fma(fma4(w[r], xv, 0.0), d[r][h], acc[r]);
+            } else {
+                [[unroll]] for (uint r = 0; r < RPS; r++)
+                    w[r] *= d[r][h];
                 [[unroll]] for (uint t = 0; t < T; t++) {
-                    vec4 xv = x[t * nb * 8 + u * 4 + p];
-                    [[unroll]] for (uint r = 0; r < RPW; r++)
-                        acc[r * T + t] += dot(wv[r], xv);
+                    vec4 xv = xload(t, V);
+                    [[unroll]] for (uint r = 0; r < RPS; r++)
+                        acc[r * T + t] = fma4(w[r], xv, acc[r * T + t]);
                 }
             }
         }
     }
-    reduce_store(rbase);
 }
+
+MATVEC_MAIN(uvec4, uvec2)

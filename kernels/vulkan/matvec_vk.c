@@ -1,8 +1,10 @@
 /* Vulkan matvec for GGML Q4_0 and Q8_0 (matvec_q4_0.comp, matvec_q8_0.comp).
- * prepare (untimed) repacks each row into its blocks' quants back to back (16-byte aligned
- * units) plus the f16 scales apart: the same 18 or 34 bytes per 32 weights the kernel reads.
- * Rows are split into chunks that each fit one storage-buffer binding (lavapipe: 128 MiB), one
- * dispatch per chunk, so an LM head of any size the device can allocate runs. */
+ * prepare (untimed) repacks the rows into the layout of matvec_common.glsl (16-byte units
+ * whose 4-weight groups line up with coalesced x loads; the f16 scales apart): the same 18 or
+ * 34 bytes per 32 weights, except the zero padding of a row's last chunk when cols is not a
+ * multiple of 1024 (Q4_0) or 512 (Q8_0). Rows are split into chunks that each fit one
+ * storage-buffer binding (lavapipe: 128 MiB), one dispatch per chunk, so an LM head of any
+ * size the device can allocate runs. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,15 +18,31 @@
 typedef struct mv_format {
     const uint32_t *spv;
     size_t spv_bytes;
-    uint32_t qbytes; /* quant bytes per block */
-    uint32_t unit_per_block;
+    uint32_t groups; /* groups of 4 weights per 16-byte unit: Q4_0 8, Q8_0 4 */
+    void (*codes)(const uint8_t *blk, int part, int k, uint8_t *unit);
 } mv_format;
 
-static const mv_format Q4 = {kb_spv_matvec_q4_0, sizeof kb_spv_matvec_q4_0, 16, 1};
-static const mv_format Q8 = {kb_spv_matvec_q8_0, sizeof kb_spv_matvec_q8_0, 32, 2};
+/* Codes of weights 4*part .. 4*part+3 of a block, into group k of a unit. */
+static void codes_q4(const uint8_t *blk, int part, int k, uint8_t *unit)
+{
+    const uint8_t *qs = blk + 2;
+    for (int i = 0; i < 4; i++) {
+        int j = 4 * part + i;
+        uint8_t code = j < 16 ? qs[j] & 15 : qs[j - 16] >> 4;
+        unit[(k >> 1) * 4 + i] |= (uint8_t)(k & 1 ? code << 4 : code);
+    }
+}
+
+static void codes_q8(const uint8_t *blk, int part, int k, uint8_t *unit)
+{
+    memcpy(unit + 4 * k, blk + 2 + 4 * part, 4);
+}
+
+static const mv_format Q4 = {kb_spv_matvec_q4_0, sizeof kb_spv_matvec_q4_0, 8, codes_q4};
+static const mv_format Q8 = {kb_spv_matvec_q8_0, sizeof kb_spv_matvec_q8_0, 4, codes_q8};
 
 typedef struct mv_push {
-    uint32_t rows, nb, row0, ystride;
+    uint32_t rows, nv, nchunk, row0, ystride;
 } mv_push;
 
 typedef struct mv_state {
@@ -33,16 +51,31 @@ typedef struct mv_state {
     uint64_t ybytes; /* payload + guard */
 } mv_state;
 
+/* A row's repacked size: chunks of 32 units (16 bytes of codes each) and their scales. */
+typedef struct mv_geom {
+    int64_t nb, nv, nchunk;
+    uint64_t qrow, drow; /* bytes per row of codes, of scales */
+} mv_geom;
+
+static mv_geom geometry(const mv_format *f, int64_t cols)
+{
+    mv_geom g;
+    g.nb = cols / QK;
+    g.nv = cols / 4;
+    g.nchunk = (g.nv + 32 * f->groups - 1) / (32 * f->groups);
+    g.qrow = (uint64_t)g.nchunk * 32 * 16;
+    g.drow = (uint64_t)g.nchunk * 4 * 2 * f->groups;
+    return g;
+}
+
 static uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
-/* 128 threads (4 subgroups of 32): each holds RPW rows' 16-byte units in flight. Fewer
- * threads when a row has few units; fewer rows per workgroup when many tokens (registers). */
-static void choose_shape(const kb_vk_limits *L, uint64_t units, int64_t tokens, uint32_t *wg,
-                         uint32_t *rpw)
+/* 128 threads (4 subgroups of 32); RPS rows per subgroup pass; at most 1024 workgroups, each
+ * looping over row groups, so launch and tail costs stay small. */
+static void choose_shape(const kb_vk_limits *L, int64_t tokens, uint32_t *wg, uint32_t *rps,
+                         uint32_t *maxg)
 {
     uint32_t w = 128;
-    while (w > L->subgroup_size && w / 2 >= units)
-        w /= 2;
     if (w > L->max_wg_invocations)
         w = L->max_wg_invocations;
     if (w > L->max_wg_size_x)
@@ -50,7 +83,12 @@ static void choose_shape(const kb_vk_limits *L, uint64_t units, int64_t tokens, 
     if (w < L->subgroup_size)
         w = L->subgroup_size;
     *wg = w;
-    *rpw = tokens <= 8 ? 8 : 4;
+    *rps = 4;
+    *maxg = 1024;
+    (void)tokens;
+    if (getenv("KB_VK_MV_WG")) *wg = (uint32_t)atoi(getenv("KB_VK_MV_WG")); /* TUNING, remove */
+    if (getenv("KB_VK_MV_RPS")) *rps = (uint32_t)atoi(getenv("KB_VK_MV_RPS")); /* TUNING */
+    if (getenv("KB_VK_MV_MAXG")) *maxg = (uint32_t)atoi(getenv("KB_VK_MV_MAXG")); /* TUNING */
 }
 
 static void mv_release(void *state)
@@ -65,26 +103,35 @@ static void mv_release(void *state)
     free(s);
 }
 
-/* Copies rows [r0, r0+n) into quants at qoff and scales at doff of the weight buffer. */
-static int upload_chunk(mv_state *s, const mv_format *f, const uint8_t *w, int64_t row_bytes,
-                        int64_t nb, int64_t r0, int64_t n, uint64_t qoff, uint64_t doff,
-                        char *err, size_t errlen)
+/* Repacks rows [r0, r0+n) into codes at qoff and scales at doff of the weight buffer. */
+static int upload_chunk(mv_state *s, const mv_format *f, const mv_geom *g, const uint8_t *w,
+                        int64_t r0, int64_t n, uint64_t qoff, uint64_t doff, char *err,
+                        size_t errlen)
 {
-    const uint64_t qb = (uint64_t)n * (uint64_t)nb * f->qbytes, db = (uint64_t)n * (uint64_t)nb * 2;
-    const size_t bb = 2 + f->qbytes;
-    uint8_t *tmp = malloc(qb + db);
+    const uint64_t qb = (uint64_t)n * g->qrow, db = (uint64_t)n * g->drow;
+    const size_t bb = 2 + (size_t)(f->groups == 8 ? 16 : 32), row_bytes = (size_t)g->nb * bb;
+    const int G = (int)f->groups;
+    uint8_t *tmp = calloc(1, qb + db);
     if (!tmp) {
         snprintf(err, errlen, "out of host memory repacking %.1f MiB", (double)(qb + db) / (1 << 20));
         return -1;
     }
-    uint8_t *qd = tmp, *dd = tmp + qb;
     for (int64_t r = 0; r < n; r++) {
-        const uint8_t *src = w + (r0 + r) * row_bytes;
-        for (int64_t b = 0; b < nb; b++, src += bb) {
-            memcpy(dd, src, 2);
-            memcpy(qd, src + 2, f->qbytes);
-            dd += 2;
-            qd += f->qbytes;
+        const uint8_t *src = w + (size_t)(r0 + r) * row_bytes;
+        uint8_t *qd = tmp + (size_t)r * g->qrow, *dd = tmp + qb + (size_t)r * g->drow;
+        for (int64_t c = 0; c < g->nchunk; c++) {
+            for (int l = 0; l < 32; l++)
+                for (int k = 0; k < G; k++) {
+                    int64_t V = 32 * G * c + 32 * k + l; /* x vec4 index: weights 4V.. */
+                    if (V < g->nv)
+                        f->codes(src + (V / 8) * bb, (int)(V % 8), k, qd + (c * 32 + l) * 16);
+                }
+            for (int lg = 0; lg < 4; lg++)
+                for (int k = 0; k < G; k++) {
+                    int64_t b = 4 * G * c + 4 * k + lg; /* the block lane group lg meets at k */
+                    if (b < g->nb)
+                        memcpy(dd + ((c * 4 + lg) * G + k) * 2, src + b * bb, 2);
+                }
         }
     }
     int rc = kb_vk_buf_write(s->w, qoff, tmp, qb, err, errlen);
@@ -100,23 +147,20 @@ static void *mv_prepare(const mv_format *f, const kb_env *env, const kb_case *c,
     struct kb_vk *vk = env->vk;
     const kb_vk_limits *L = kb_vk_get_limits(vk);
     const int64_t rows = c->p[MV_ROWS], cols = c->p[MV_COLS], tokens = c->p[MV_TOKENS];
-    const int64_t nb = cols / QK, row_bytes = nb * (2 + f->qbytes);
-    uint32_t wg, rpw;
-    choose_shape(L, (uint64_t)nb * f->unit_per_block, tokens, &wg, &rpw);
+    const mv_geom g = geometry(f, cols);
+    uint32_t wg, rps, maxg;
+    choose_shape(L, tokens, &wg, &rps, &maxg);
 
-    /* Chunk rows so that each chunk's quants and scales fit one binding and one dispatch. */
+    /* Chunk rows so that each chunk's codes and scales fit one binding. */
     const uint64_t align = L->storage_align > 16 ? L->storage_align : 16;
     uint64_t cap = L->max_storage_range < (1ull << 31) ? L->max_storage_range : (1ull << 31);
     cap = cap / 16 * 16;
-    const uint64_t qrow = (uint64_t)nb * f->qbytes;
-    int64_t chunk = (int64_t)(cap / qrow);
-    if ((uint64_t)chunk > (uint64_t)L->max_wg_count[0] * rpw)
-        chunk = (int64_t)L->max_wg_count[0] * rpw;
+    int64_t chunk = (int64_t)(cap / g.qrow);
     if (chunk > rows)
         chunk = rows;
     if (chunk < 1) {
-        snprintf(err, errlen, "one row (%llu bytes of quants) exceeds the %llu-byte binding range",
-                 (unsigned long long)qrow, (unsigned long long)cap);
+        snprintf(err, errlen, "one row (%llu bytes of codes) exceeds the %llu-byte binding range",
+                 (unsigned long long)g.qrow, (unsigned long long)cap);
         return NULL;
     }
     const uint64_t xbytes = in[MV_X].bytes, ybytes = out[MV_Y].bytes;
@@ -130,11 +174,37 @@ static void *mv_prepare(const mv_format *f, const kb_env *env, const kb_case *c,
     uint64_t total = 0;
     for (int k = 0; k < nchunks; k++) {
         int64_t n = rows - k * chunk < chunk ? rows - k * chunk : chunk;
-        total += round_up((uint64_t)n * qrow, align) + round_up((uint64_t)n * nb * 2, align);
+        total += round_up((uint64_t)n * g.qrow, align) + round_up((uint64_t)n * g.drow, align);
     }
 
-    uint32_t spec[4] = {wg, L->subgroup_min, rpw, (uint32_t)tokens};
-    kb_vk_pipe *pipe = kb_vk_pipe_get(vk, f->spv, f->spv_bytes, 4, sizeof(mv_push), spec, 4, err,
+    uint32_t spec[4] = {wg, rps, (uint32_t)tokens, g.nv % (32 * f->groups) != 0};
+    const uint32_t *spv = f->spv;
+    size_t spv_bytes = f->spv_bytes;
+    { /* TUNING, remove: shader variants from files */
+        static char path[2][256];
+        static uint32_t *code[2];
+        static size_t len[2];
+        int i = f == &Q4 ? 0 : 1;
+        const char *e = getenv(i ? "KB_VK_Q8_SPV" : "KB_VK_Q4_SPV");
+        if (e && strcmp(e, path[i]) != 0) {
+            FILE *fp = fopen(e, "rb");
+            if (fp) {
+                fseek(fp, 0, SEEK_END);
+                len[i] = (size_t)ftell(fp);
+                fseek(fp, 0, SEEK_SET);
+                code[i] = malloc(len[i]);
+                if (fread(code[i], 1, len[i], fp) != len[i])
+                    len[i] = 0;
+                fclose(fp);
+                snprintf(path[i], sizeof path[i], "%s", e);
+            }
+        }
+        if (e && len[i]) {
+            spv = code[i];
+            spv_bytes = len[i];
+        }
+    }
+    kb_vk_pipe *pipe = kb_vk_pipe_get(vk, spv, spv_bytes, 4, sizeof(mv_push), spec, 4, err,
                                       errlen);
     mv_state *s = calloc(1, sizeof *s);
     if (!pipe || !s) {
@@ -150,19 +220,25 @@ static void *mv_prepare(const mv_format *f, const kb_env *env, const kb_case *c,
         !(s->cmd = kb_vk_cmd_create(vk, nchunks, err, errlen)))
         goto fail;
 
+    const uint32_t nsg = wg / L->subgroup_size; /* subgroups per workgroup, as expected */
     uint64_t off = 0;
     for (int k = 0; k < nchunks; k++) {
         const int64_t r0 = k * chunk, n = rows - r0 < chunk ? rows - r0 : chunk;
-        const uint64_t qlen = (uint64_t)n * qrow, dlen = round_up((uint64_t)n * nb * 2, 4);
+        const uint64_t qlen = (uint64_t)n * g.qrow, dlen = (uint64_t)n * g.drow;
         const uint64_t qoff = off, doff = off + round_up(qlen, align);
-        off = doff + round_up((uint64_t)n * nb * 2, align);
-        if (upload_chunk(s, f, in[MV_W].data, row_bytes, nb, r0, n, qoff, doff, err, errlen) != 0)
+        off = doff + round_up(dlen, align);
+        if (upload_chunk(s, f, &g, in[MV_W].data, r0, n, qoff, doff, err, errlen) != 0)
             goto fail;
         kb_vk_bind b[4] = {{s->w, qoff, qlen}, {s->w, doff, dlen}, {s->x, 0, xbytes},
                            {s->y, 0, ybytes}};
-        mv_push pc = {(uint32_t)n, (uint32_t)nb, (uint32_t)r0, (uint32_t)rows};
-        uint32_t groups = (uint32_t)((n + rpw - 1) / rpw);
-        if (kb_vk_cmd_dispatch(s->cmd, pipe, b, &pc, groups, 1, 1, err, errlen) != 0)
+        mv_push pc = {(uint32_t)n, (uint32_t)g.nv, (uint32_t)g.nchunk, (uint32_t)r0,
+                      (uint32_t)rows};
+        uint64_t groups = ((uint64_t)n + rps - 1) / rps, wgs = (groups + nsg - 1) / nsg;
+        if (wgs > maxg)
+            wgs = maxg;
+        if (wgs > L->max_wg_count[0])
+            wgs = L->max_wg_count[0];
+        if (kb_vk_cmd_dispatch(s->cmd, pipe, b, &pc, (uint32_t)wgs, 1, 1, err, errlen) != 0)
             goto fail;
     }
     if (kb_vk_cmd_end(s->cmd, err, errlen) != 0)

@@ -8,7 +8,6 @@
 #include "vk.h"
 
 #define READ_WG 256
-#define VEC4_PER_THREAD 16 /* per chunk dispatch: sizes the grid */
 
 typedef struct rd_push {
     uint32_t n4, base;
@@ -44,7 +43,9 @@ static void *rd_prepare(const kb_env *env, const kb_case *c, const kb_tensor *in
                  (unsigned long long)bytes);
         return NULL;
     }
-    uint32_t wg = READ_WG;
+    uint32_t wg = READ_WG, VEC4_PER_THREAD = 16;
+    if (getenv("KB_VK_RD_WG")) wg = (uint32_t)atoi(getenv("KB_VK_RD_WG")); /* TUNING, remove */
+    if (getenv("KB_VK_RD_VPT")) VEC4_PER_THREAD = (uint32_t)atoi(getenv("KB_VK_RD_VPT"));
     if (wg > L->max_wg_invocations)
         wg = L->max_wg_invocations;
     if (wg > L->max_wg_size_x)
