@@ -11,8 +11,8 @@
 #include "sysinfo.h"
 
 #ifdef KB_HAVE_VULKAN
-struct kb_vk *kb_vk_create(int device_index, char *err, size_t errlen);
-void kb_vk_destroy(struct kb_vk *vk);
+#include "calibrate_vk.h"
+#include "vk.h"
 #endif
 
 void kb_calibration_path(char *buf, size_t n)
@@ -59,19 +59,26 @@ typedef struct {
     volatile float sink;
 } fma_job;
 
-/* 10 independent FMA chains: enough to cover FMA latency x throughput on current cores. */
+/* Independent FMA chains in named registers (an array can be kept in memory at -O0/-O2),
+ * enough to cover FMA latency x throughput (Zen 3: 4 x 2; Intel: 4 x 2). */
+#define FMA8(op, a, m, c) \
+    a##0 = op(a##0, m, c); a##1 = op(a##1, m, c); a##2 = op(a##2, m, c); a##3 = op(a##3, m, c); \
+    a##4 = op(a##4, m, c); a##5 = op(a##5, m, c); a##6 = op(a##6, m, c); a##7 = op(a##7, m, c)
+
 KB_TARGET_AVX2 static void fma_avx2_task(void *arg, int tid, int nt)
 {
     fma_job *j = arg;
-    __m256 a[10], m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
-    for (int k = 0; k < 10; k++)
-        a[k] = _mm256_set1_ps((float)(k + tid));
-    for (long i = 0; i < (long)j->iters; i++)
-        for (int k = 0; k < 10; k++)
-            a[k] = _mm256_fmadd_ps(a[k], m, c);
-    __m256 s = a[0];
-    for (int k = 1; k < 10; k++)
-        s = _mm256_add_ps(s, a[k]);
+    const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+    __m256 a0 = _mm256_set1_ps((float)tid), a1 = _mm256_add_ps(a0, c), a2 = _mm256_add_ps(a1, c),
+           a3 = _mm256_add_ps(a2, c), a4 = _mm256_add_ps(a3, c), a5 = _mm256_add_ps(a4, c),
+           a6 = _mm256_add_ps(a5, c), a7 = _mm256_add_ps(a6, c);
+    const long n = (long)j->iters;
+    for (long i = 0; i < n; i++) {
+        FMA8(_mm256_fmadd_ps, a, m, c);
+        __asm__ volatile("" : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3)); /* keep the chains live */
+    }
+    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
+                             _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
     if (tid == 0)
         j->sink = _mm256_cvtss_f32(s);
 }
@@ -79,15 +86,17 @@ KB_TARGET_AVX2 static void fma_avx2_task(void *arg, int tid, int nt)
 KB_TARGET_AVX512 static void fma_avx512_task(void *arg, int tid, int nt)
 {
     fma_job *j = arg;
-    __m512 a[12], m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
-    for (int k = 0; k < 12; k++)
-        a[k] = _mm512_set1_ps((float)(k + tid));
-    for (long i = 0; i < (long)j->iters; i++)
-        for (int k = 0; k < 12; k++)
-            a[k] = _mm512_fmadd_ps(a[k], m, c);
-    __m512 s = a[0];
-    for (int k = 1; k < 12; k++)
-        s = _mm512_add_ps(s, a[k]);
+    const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+    __m512 a0 = _mm512_set1_ps((float)tid), a1 = _mm512_add_ps(a0, c), a2 = _mm512_add_ps(a1, c),
+           a3 = _mm512_add_ps(a2, c), a4 = _mm512_add_ps(a3, c), a5 = _mm512_add_ps(a4, c),
+           a6 = _mm512_add_ps(a5, c), a7 = _mm512_add_ps(a6, c);
+    const long n = (long)j->iters;
+    for (long i = 0; i < n; i++) {
+        FMA8(_mm512_fmadd_ps, a, m, c);
+        __asm__ volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3));
+    }
+    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                             _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
     if (tid == 0)
         j->sink = _mm512_reduce_add_ps(s);
 }
@@ -183,19 +192,32 @@ int kb_calibrate(const kb_options *o, const char *path, kb_peaks *pk)
             fprintf(stderr, ", fma");
             fma_job fj = {.iters = 2e7};
             if (kb_cpu()->avx2)
-                pk->fma_gflops_1t_avx2 = 2.0 * 8 * 10 * fj.iters / best_of(p, fma_avx2_task, &fj, 3) * 1e-9;
+                pk->fma_gflops_1t_avx2 = 2.0 * 8 * 8 * fj.iters / best_of(p, fma_avx2_task, &fj, 3) * 1e-9;
             if (kb_cpu()->avx512f)
                 pk->fma_gflops_1t_avx512 =
-                    2.0 * 16 * 12 * fj.iters / best_of(p, fma_avx512_task, &fj, 3) * 1e-9;
+                    2.0 * 16 * 8 * fj.iters / best_of(p, fma_avx512_task, &fj, 3) * 1e-9;
         }
         fprintf(stderr, "\n");
         kb_pool_destroy(p);
     }
     free(a), free(b), free(c);
+#ifdef KB_HAVE_VULKAN
     if (!o->no_vulkan) {
-        fprintf(stderr, "calibrate: vulkan read\n");
-        pk->vk_read_gbps = measure_read(o, "^vk$", 1, 1024);
+        char err[256] = "";
+        struct kb_vk *vk = kb_vk_create(o->device, err, sizeof err);
+        if (vk) {
+            snprintf(pk->vk_device, sizeof pk->vk_device, "%s", kb_vk_describe(vk));
+            fprintf(stderr, "calibrate: vulkan copy, fma\n");
+            if (kb_calibrate_vk(vk, &pk->vk_copy_gbps, &pk->vk_fma_gflops, err, sizeof err) != 0)
+                fprintf(stderr, "calibrate: vulkan: %s\n", err);
+            kb_vk_destroy(vk);
+            fprintf(stderr, "calibrate: vulkan read\n");
+            pk->vk_read_gbps = measure_read(o, "^vk$", 1, 1024);
+        } else {
+            snprintf(pk->vk_device, sizeof pk->vk_device, "unavailable: %s", err);
+        }
     }
+#endif
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "w");
@@ -212,7 +234,12 @@ int kb_calibrate(const kb_options *o, const char *path, kb_peaks *pk)
             pk->fma_gflops_1t_avx2, pk->fma_gflops_1t_avx512);
     fprintf(f, "    \"peak_gflops\": {\"avx2\": %.4g, \"avx512\": %.4g}\n  },\n",
             pk->fma_gflops_1t_avx2 * maxt, pk->fma_gflops_1t_avx512 * maxt);
-    fprintf(f, "  \"vulkan\": {\"read_gbps\": %.4g}\n}\n", pk->vk_read_gbps);
+    fprintf(f, "  \"vulkan\": {\"device\": \"");
+    for (const char *q = pk->vk_device; *q; q++) /* JSON-safe: drop quotes and backslashes */
+        if (*q != '"' && *q != '\\' && (unsigned char)*q >= 0x20)
+            fputc(*q, f);
+    fprintf(f, "\", \"read_gbps\": %.4g, \"copy_gbps\": %.4g, \"peak_gflops_f32\": %.4g}\n}\n",
+            pk->vk_read_gbps, pk->vk_copy_gbps, pk->vk_fma_gflops);
     int ok = !ferror(f);
     ok = fclose(f) == 0 && ok;
     if (!ok || rename(tmp, path) != 0) {
@@ -274,8 +301,11 @@ int kb_calibration_load(const char *path, kb_peaks *pk)
         pk->fma_gflops_1t_avx512 = load_num(one, "\"avx512\"");
     }
     const char *vk = strstr(text, "\"vulkan\"");
-    if (vk)
+    if (vk) {
         pk->vk_read_gbps = load_num(vk, "\"read_gbps\"");
+        pk->vk_copy_gbps = load_num(vk, "\"copy_gbps\"");
+        pk->vk_fma_gflops = load_num(vk, "\"peak_gflops_f32\"");
+    }
     snprintf(pk->source, sizeof pk->source, "%s", path);
     return pk->read_gbps[1] > 0 ? 0 : -1;
 }
@@ -323,6 +353,7 @@ void kb_peaks_apply(const kb_peaks *pk, kb_results *res)
             fl = one * t;
         } else {
             bw = pk->vk_read_gbps;
+            fl = pk->vk_fma_gflops;
         }
         if (bw > 0)
             x->pct_peak_bw = x->gbps / bw * 100;

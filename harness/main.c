@@ -364,7 +364,8 @@ int main(int argc, char **argv)
                    pk.read_gbps[t], pk.copy_gbps[t], pk.triad_gbps[t]);
         printf("  peak f32 FMA, one thread: avx2 %.1f GFLOP/s, avx512 %.1f GFLOP/s\n",
                pk.fma_gflops_1t_avx2, pk.fma_gflops_1t_avx512);
-        printf("  vulkan read: %.1f GB/s\n", pk.vk_read_gbps);
+        printf("  vulkan: %s\n  vulkan read %.1f GB/s, copy %.1f GB/s, f32 FMA %.1f GFLOP/s\n",
+               pk.vk_device, pk.vk_read_gbps, pk.vk_copy_gbps, pk.vk_fma_gflops);
         return 0;
     }
     if (!suite && !o.kernel_re)

@@ -1,0 +1,12 @@
+/* Vulkan ceilings for kbench calibrate: copy bandwidth and peak f32 FMA rate of a device. */
+#ifndef KB_CALIBRATE_VK_H
+#define KB_CALIBRATE_VK_H
+
+#include <stddef.h>
+
+struct kb_vk;
+/* Best of several runs, GPU-timed. Returns 0, or -1 with err. */
+int kb_calibrate_vk(struct kb_vk *vk, double *copy_gbps, double *fma_gflops, char *err,
+                    size_t errlen);
+
+#endif

@@ -1,0 +1,85 @@
+/* Vulkan calibration kernels (calib_copy.comp, calib_fma.comp) driven for kbench calibrate. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "calib_copy.spv.h"
+#include "calib_fma.spv.h"
+#include "calibrate_vk.h"
+#include "vk.h"
+
+#define WG 256
+#define REPS 10
+
+static double best_submit(kb_vk_cmd *c, char *err, size_t errlen)
+{
+    double best = INFINITY, t;
+    for (int r = 0; r < REPS; r++) {
+        if (kb_vk_cmd_submit(c, &t, err, errlen) != 0)
+            return -1;
+        if (t > 0 && t < best)
+            best = t;
+    }
+    return best;
+}
+
+int kb_calibrate_vk(struct kb_vk *vk, double *copy_gbps, double *fma_gflops, char *err,
+                    size_t errlen)
+{
+    const kb_vk_limits *L = kb_vk_get_limits(vk);
+    uint32_t wg = WG < L->max_wg_invocations ? WG : L->max_wg_invocations;
+    uint32_t spec[1] = {wg};
+    /* copy: as large as one binding allows, up to 1 GiB (beyond any GPU L2) */
+    uint64_t bytes = L->max_storage_range < (1ull << 30) ? L->max_storage_range : (1ull << 30);
+    bytes = bytes / 16 * 16;
+    int rc = -1;
+    kb_vk_buf *src = NULL, *dst = NULL, *o = NULL;
+    kb_vk_cmd *c1 = NULL, *c2 = NULL;
+    kb_vk_pipe *pc = kb_vk_pipe_get(vk, kb_spv_calib_copy, sizeof kb_spv_calib_copy, 2, 4, spec, 1,
+                                    err, errlen);
+    kb_vk_pipe *pf = kb_vk_pipe_get(vk, kb_spv_calib_fma, sizeof kb_spv_calib_fma, 1, 4, spec, 1,
+                                    err, errlen);
+    if (!pc || !pf || !(src = kb_vk_buf_create(vk, bytes, err, errlen)) ||
+        !(dst = kb_vk_buf_create(vk, bytes, err, errlen)))
+        goto done;
+    uint32_t n4 = (uint32_t)(bytes / 16);
+    uint64_t groups = (n4 + (uint64_t)wg * 8 - 1) / ((uint64_t)wg * 8);
+    if (groups > L->max_wg_count[0])
+        groups = L->max_wg_count[0];
+    kb_vk_bind b[2] = {{src, 0, 0}, {dst, 0, 0}};
+    if (!(c1 = kb_vk_cmd_create(vk, 1, err, errlen)) ||
+        kb_vk_cmd_dispatch(c1, pc, b, &n4, (uint32_t)groups, 1, 1, err, errlen) != 0 ||
+        kb_vk_cmd_end(c1, err, errlen) != 0)
+        goto done;
+    double t = best_submit(c1, err, errlen);
+    if (t < 0)
+        goto done;
+    *copy_gbps = 2.0 * (double)bytes / t * 1e-9; /* bytes read + bytes written */
+
+    /* FMA: enough invocations to fill any GPU, iterations to run ~ms */
+    uint32_t fgroups = L->is_cpu ? 64 : 8192, iters = L->is_cpu ? 2000 : 20000;
+    if (fgroups > L->max_wg_count[0])
+        fgroups = L->max_wg_count[0];
+    uint64_t threads = (uint64_t)fgroups * wg;
+    kb_vk_bind ob[1] = {{NULL, 0, 0}};
+    if (!(o = kb_vk_buf_create(vk, threads * 4, err, errlen)))
+        goto done;
+    ob[0].buf = o;
+    if (!(c2 = kb_vk_cmd_create(vk, 1, err, errlen)) ||
+        kb_vk_cmd_dispatch(c2, pf, ob, &iters, fgroups, 1, 1, err, errlen) != 0 ||
+        kb_vk_cmd_end(c2, err, errlen) != 0)
+        goto done;
+    t = best_submit(c2, err, errlen);
+    if (t < 0)
+        goto done;
+    *fma_gflops = 2.0 * 4 * 8 * (double)iters * (double)threads / t * 1e-9;
+    rc = 0;
+done:
+    kb_vk_cmd_destroy(c1);
+    kb_vk_cmd_destroy(c2);
+    kb_vk_buf_destroy(src);
+    kb_vk_buf_destroy(dst);
+    kb_vk_buf_destroy(o);
+    return rc;
+}
