@@ -22,7 +22,7 @@ static void generate(const int64_t *p, kb_tensor *in, kb_rng *rng)
     kb_mv_generate_x(p, &in[MV_X], rng);
 }
 
-static void reference(const int64_t *p, const kb_tensor *in, kb_tensor *out)
+static void matvec_q4_0_reference(const int64_t *p, const kb_tensor *in, kb_tensor *out)
 {
     const int64_t rows = p[MV_ROWS], cols = p[MV_COLS], nb = cols / QK;
     const block_q4_0 *w = in[MV_W].data;
@@ -54,7 +54,7 @@ const kb_family kb_family_matvec_q4_0 = {
     .validate = validate,
     .describe = describe,
     .generate = generate,
-    .reference = reference,
+    .reference = matvec_q4_0_reference,
     .bytes = bytes,
     .flops = kb_mv_flops,
     .rotate_mask = 1u << MV_W,

@@ -32,7 +32,7 @@ static void generate(const int64_t *p, kb_tensor *in, kb_rng *rng)
         x[i] = kb_rng_uniform(rng, 0.0f, 1.0f); /* positive: the sum has no cancellation */
 }
 
-static void reference(const int64_t *p, const kb_tensor *in, kb_tensor *out)
+static void read_reference(const int64_t *p, const kb_tensor *in, kb_tensor *out)
 {
     const float *x = in->data;
     double s = 0;
@@ -52,7 +52,7 @@ const kb_family kb_family_read = {
     .params = {{"mib", 256, 1, 1 << 16, "array size in MiB"}},
     .describe = describe,
     .generate = generate,
-    .reference = reference,
+    .reference = read_reference,
     .bytes = bytes,
     .flops = flops,
     .rotate_mask = 1,
