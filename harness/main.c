@@ -381,6 +381,18 @@ int main(int argc, char **argv)
         return 2;
     }
     o.progress = !quiet && isatty(2);
+#ifdef KB_HAVE_VULKAN
+    if (o.device >= 0 && !o.no_vulkan) { /* a device asked for by name must exist */
+        char verr[512] = "";
+        struct kb_vk *vk = kb_vk_create(o.device, verr, sizeof verr);
+        if (!vk) {
+            fprintf(stderr, "kbench: --device %d: %s\n", o.device, verr);
+            kb_case_list_free(&cl);
+            return 2;
+        }
+        kb_vk_destroy(vk);
+    }
+#endif
     if (perf_spec) {
         char perr[1200];
         if (kb_perfctl_open(perf_spec, perr, sizeof perr) != 0) {

@@ -50,6 +50,9 @@ static void test_usage_errors(void **st)
     expect("--kernel matvec_q4_0 --min-time -1", 2, "--min-time");
     expect("--kernel matvec_q4_0 --seed x", 2, "--seed");
     expect("--kernel matvec_q4_0 stray", 2, "unexpected argument");
+#ifdef KB_HAVE_VULKAN
+    expect("--kernel matvec_q4_0 --device 63 --check", 2, "--device 63");
+#endif
 }
 
 static void test_absurd_sizes(void **st)
