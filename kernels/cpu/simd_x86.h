@@ -18,10 +18,9 @@
 
 #define KB_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define KB_TARGET_AVXVNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
-#define KB_TARGET_AVX512 \
-    __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq")))
+#define KB_TARGET_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl")))
 #define KB_TARGET_AVX512VNNI \
-    __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
+    __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 #define KB_INLINE static inline __attribute__((always_inline))
 
 /* ---- availability (plain C: must not itself need the ISA it checks) --------------------- */
@@ -58,8 +57,6 @@ static inline const char *kb_need_avx512(void)
         return "CPU lacks avx512bw";
     if (!f->avx512vl)
         return "CPU lacks avx512vl";
-    /* avx512dq is not in kb_cpu_features; every CPU with avx512bw and avx512vl has it
-     * (Skylake-SP onward, Zen 4 onward). */
     return NULL;
 }
 
@@ -101,15 +98,6 @@ KB_TARGET_AVX2 KB_INLINE float kb_hsum256(__m256 v)
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
-}
-
-/* Four vectors to one: lane i of the result is the horizontal sum of vector i (i < 4). */
-KB_TARGET_AVX2 KB_INLINE __m128 kb_hsum256_x4(__m256 a, __m256 b, __m256 c, __m256 d)
-{
-    __m256 ab = _mm256_hadd_ps(a, b); /* a01 a23 b01 b23 | a45 a67 b45 b67 */
-    __m256 cd = _mm256_hadd_ps(c, d);
-    __m256 abcd = _mm256_hadd_ps(ab, cd); /* a0123 b0123 c0123 d0123 | a4567 ... */
-    return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
 }
 
 /* The f16 scale at p (2-byte aligned), as f32 in all 8 lanes. */
