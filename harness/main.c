@@ -52,6 +52,9 @@ static const char usage[] =
     "  --min-samples N      at least N timed runs (default 10)\n"
     "  --noise PCT          stop once the robust noise (1.4826*MAD/median) is below PCT (default 3)\n"
     "  --hot                do not rotate inputs beyond the last-level cache (warm-cache timing)\n"
+    "  --interleave         check every row first, then time all rows round-robin, one run each\n"
+    "                       per turn, so a slow phase of a shared machine hits all rows alike\n"
+    "                       (every selected case stays in memory: select a few)\n"
     "  --repetitions R      repeat each row's timing loop R times, samples pooled (default 1)\n"
     "  --iterations N       exactly N timed runs per repetition (fixed work, e.g. for perf)\n"
     "  --duration S         time each repetition exactly S seconds\n"
@@ -235,7 +238,7 @@ static int write_text(const char *path, const kb_results *res, int csv)
 int main(int argc, char **argv)
 {
     enum { O_SUITE = 256, O_KERNEL, O_IMPL, O_SHAPE, O_LIST, O_CSV, O_JSON, O_DUMP, O_SEED,
-           O_THREADS, O_DEVICE, O_NOVK, O_MINT, O_MAXT, O_MINS, O_NOISE, O_HOT, O_CHECK, O_REPS, O_ITERS, O_DUR, O_PERF, O_CAL };
+           O_THREADS, O_DEVICE, O_NOVK, O_MINT, O_MAXT, O_MINS, O_NOISE, O_HOT, O_CHECK, O_REPS, O_ITERS, O_DUR, O_PERF, O_CAL, O_INTER };
     static const struct option opts[] = {
         {"suite", 1, 0, O_SUITE},     {"kernel", 1, 0, O_KERNEL}, {"impl", 1, 0, O_IMPL},
         {"shape", 1, 0, O_SHAPE},     {"list", 0, 0, O_LIST},     {"csv", 0, 0, O_CSV},
@@ -244,7 +247,8 @@ int main(int argc, char **argv)
         {"min-time", 1, 0, O_MINT},   {"max-time", 1, 0, O_MAXT}, {"min-samples", 1, 0, O_MINS},
         {"noise", 1, 0, O_NOISE},     {"hot", 0, 0, O_HOT},       {"check", 0, 0, O_CHECK},
         {"repetitions", 1, 0, O_REPS}, {"iterations", 1, 0, O_ITERS}, {"duration", 1, 0, O_DUR},
-        {"perf-ctl", 1, 0, O_PERF},   {"calibration", 1, 0, O_CAL},   {"output", 1, 0, 'o'},        {"quiet", 0, 0, 'q'},       {"help", 0, 0, 'h'},
+        {"perf-ctl", 1, 0, O_PERF},   {"calibration", 1, 0, O_CAL},
+        {"interleave", 0, 0, O_INTER},   {"output", 1, 0, 'o'},        {"quiet", 0, 0, 'q'},       {"help", 0, 0, 'h'},
         {0, 0, 0, 0}};
     kb_options o;
     kb_options_default(&o);
@@ -334,6 +338,7 @@ int main(int argc, char **argv)
             break;
         case O_PERF: perf_spec = optarg; break;
         case O_CAL: cal_path = optarg; break;
+        case O_INTER: o.interleave = 1; break;
         case 'o': output = optarg; break;
         case 'q': quiet = 1; break;
         case 'h': fputs(usage, stdout); return 0;
@@ -364,8 +369,11 @@ int main(int argc, char **argv)
                    pk.read_gbps[t], pk.copy_gbps[t], pk.triad_gbps[t]);
         printf("  peak f32 FMA, one thread: avx2 %.1f GFLOP/s, avx512 %.1f GFLOP/s\n",
                pk.fma_gflops_1t_avx2, pk.fma_gflops_1t_avx512);
-        printf("  vulkan: %s\n  vulkan read %.1f GB/s, copy %.1f GB/s, f32 FMA %.1f GFLOP/s\n",
-               pk.vk_device, pk.vk_read_gbps, pk.vk_copy_gbps, pk.vk_fma_gflops);
+        if (o.no_vulkan)
+            printf("  vulkan: not measured (--no-vulkan)\n");
+        else
+            printf("  vulkan: %s\n  vulkan read %.1f GB/s, copy %.1f GB/s, f32 FMA %.1f GFLOP/s\n",
+                   pk.vk_device, pk.vk_read_gbps, pk.vk_copy_gbps, pk.vk_fma_gflops);
         return 0;
     }
     if (!suite && !o.kernel_re)

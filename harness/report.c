@@ -180,9 +180,9 @@ int kb_report_json(const char *path, const kb_results *r, const kb_options *o, i
     }
     json_str(f, cmd);
     fprintf(f, ", \"seed\": %llu, \"min_time_s\": %g, \"max_time_s\": %g, \"noise_target_pct\": %g, "
-               "\"min_samples\": %d, \"repetitions\": %d, \"hot\": %s},\n",
+               "\"min_samples\": %d, \"repetitions\": %d, \"interleave\": %s, \"hot\": %s},\n",
             (unsigned long long)o->seed, o->min_time, o->max_time, o->noise_pct, o->min_samples,
-            o->repetitions,
+            o->repetitions, o->interleave ? "true" : "false",
             o->hot ? "true" : "false");
     fputs("  \"machine\": {\"cpu\": ", f);
     json_str(f, s->cpu);

@@ -84,6 +84,7 @@ typedef struct {
     kb_tensor copies[MAX_COPIES][KB_MAX_TENSORS]; /* copies[0] aliases in */
     int n_copies;
     double rotated_bytes;
+    double rotated_read; /* of rotated_bytes, what one call reads (sizes the copies) */
 } case_data;
 
 static uint64_t case_seed(uint64_t seed, const kb_case *c)
@@ -139,6 +140,7 @@ static int case_setup(const kb_options *o, const kb_case *c, case_data *d, char 
             b *= (double)dout[i].shape[k];
         need += 2 * b;
     }
+    d->rotated_read = c->fam->rotated_read ? c->fam->rotated_read(c->p) : d->rotated_bytes;
     const kb_sysinfo *si = kb_sysinfo_get();
     double avail = si->mem_avail_bytes ? (double)si->mem_avail_bytes : (double)si->mem_bytes;
     if (avail > 0 && need > 0.8 * avail) {
@@ -207,12 +209,12 @@ static int ensure_copies(case_data *d, const kb_case *c, int want)
 
 static int copies_wanted(const kb_options *o, const case_data *d, kb_backend be)
 {
-    if (o->hot || d->rotated_bytes <= 0)
+    if (o->hot || d->rotated_read <= 0)
         return 1;
     double target = 3.0 * (double)kb_sysinfo_get()->llc_bytes;
     if (be == KB_BACKEND_VULKAN && target < VK_ROTATE_BYTES)
         target = VK_ROTATE_BYTES;
-    int n = (int)ceil(target / d->rotated_bytes);
+    int n = (int)ceil(target / d->rotated_read);
     return n < 1 ? 1 : (n > MAX_COPIES ? MAX_COPIES : n);
 }
 
@@ -305,66 +307,80 @@ static int check_outputs(kb_result *r, case_data *d, double tol)
     return pass;
 }
 
-static void time_impl(const kb_options *o, runctx *x, kb_result *r)
+/* The timing state of one row: samples so far and where its stopping rule stands. */
+typedef struct timer {
+    runctx x;
+    kb_env env; /* the pool and device this row runs with (x.env points here) */
+    int ri; /* result index (results may move when the array grows) */
+    double *s, *wall;
+    int n, cap, n_rep, rep;
+    double busy; /* time spent in this repetition's runs: the clock the stopping rule reads */
+    double busy_total;
+    int done;
+} timer;
+
+static void timer_init(const kb_options *o, timer *t)
 {
-    int n = 0, cap = 256;
-    double *s = malloc(sizeof(double) * (size_t)cap), *wall = malloc(sizeof(double) * (size_t)cap);
-    double gpu;
+    t->cap = 256;
+    t->s = malloc(sizeof(double) * (size_t)t->cap);
+    t->wall = malloc(sizeof(double) * (size_t)t->cap);
     /* warm-up: each copy once (pages touched, code and clocks warm), bounded in time */
-    double t0 = kb_now();
-    for (int k = 0; k < x->n_states && kb_now() - t0 < o->max_time / 4; k++)
-        run_once(x, k, &gpu);
-    for (int rep = 0; rep < (o->repetitions > 0 ? o->repetitions : 1) && r->status != KB_ERROR;
-         rep++) {
-        int n_rep = 0;
-        kb_perfctl_enable(); /* perf records only the timed region */
-        double start = kb_now();
-        for (;;) {
-            int k = n % x->n_states;
-            double a = kb_now();
-            if (run_once(x, k, &gpu) != 0) {
-                r->status = KB_ERROR;
-                snprintf(r->msg, sizeof r->msg, "run failed during timing");
-                break;
-            }
-            double b = kb_now();
-            if (n == cap) {
-                cap *= 2;
-                s = realloc(s, sizeof(double) * (size_t)cap);
-                wall = realloc(wall, sizeof(double) * (size_t)cap);
-            }
-            wall[n] = b - a;
-            s[n] = gpu > 0 ? gpu : b - a;
-            n++;
-            n_rep++;
-            double el = b - start;
-            if (o->iterations > 0) { /* a fixed amount of work, for profiling */
-                if (n_rep >= o->iterations)
-                    break;
-                continue;
-            }
-            if (o->duration > 0) {
-                if (el >= o->duration)
-                    break;
-                continue;
-            }
-            if (el >= o->max_time || n >= MAX_SAMPLES)
-                break;
-            if (n_rep >= o->min_samples && el >= o->min_time &&
-                (n_rep % 8 == 0 || el > o->min_time * 2)) {
-                kb_stats st;
-                kb_stats_compute(s + n - n_rep, n_rep, &st);
-                if (st.noise_pct <= o->noise_pct)
-                    break;
-            }
-        }
-        kb_perfctl_disable();
+    double gpu, t0 = kb_now();
+    for (int k = 0; k < t->x.n_states && kb_now() - t0 < o->max_time / 4; k++)
+        run_once(&t->x, k, &gpu);
+}
+
+/* One timed run. Returns 1 when the row is finished (stopping rule met, or an error). */
+static int timer_step(const kb_options *o, timer *t, kb_result *r)
+{
+    double gpu;
+    int k = t->n % t->x.n_states;
+    double a = kb_now();
+    if (run_once(&t->x, k, &gpu) != 0) {
+        r->status = KB_ERROR;
+        snprintf(r->msg, sizeof r->msg, "run failed during timing");
+        return t->done = 1;
     }
+    double b = kb_now();
+    if (t->n == t->cap) {
+        t->cap *= 2;
+        t->s = realloc(t->s, sizeof(double) * (size_t)t->cap);
+        t->wall = realloc(t->wall, sizeof(double) * (size_t)t->cap);
+    }
+    t->wall[t->n] = b - a;
+    t->s[t->n] = gpu > 0 ? gpu : b - a;
+    t->n++;
+    t->n_rep++;
+    t->busy += b - a;
+    t->busy_total += b - a;
+    int rep_done = 0;
+    if (o->iterations > 0) /* a fixed amount of work, for profiling */
+        rep_done = t->n_rep >= o->iterations;
+    else if (o->duration > 0)
+        rep_done = t->busy >= o->duration;
+    else if (t->busy >= o->max_time || t->n >= MAX_SAMPLES)
+        rep_done = 1;
+    else if (t->n_rep >= o->min_samples && t->busy >= o->min_time &&
+             (t->n_rep % 8 == 0 || t->busy > o->min_time * 2)) {
+        kb_stats st;
+        kb_stats_compute(t->s + t->n - t->n_rep, t->n_rep, &st);
+        rep_done = st.noise_pct <= o->noise_pct;
+    }
+    if (!rep_done)
+        return 0;
+    t->rep++;
+    t->n_rep = 0;
+    t->busy = 0;
+    return t->done = t->rep >= (o->repetitions > 0 ? o->repetitions : 1) || t->n >= MAX_SAMPLES;
+}
+
+static void timer_finish(timer *t, kb_result *r)
+{
     kb_stats st, sw;
-    kb_stats_compute(s, n, &st);
-    kb_stats_compute(wall, n, &sw);
-    r->samples = s;
-    r->n_samples = n;
+    kb_stats_compute(t->s, t->n, &st);
+    kb_stats_compute(t->wall, t->n, &sw);
+    r->samples = t->s;
+    r->n_samples = t->n;
     r->median = st.median;
     r->min = st.min;
     r->p90 = st.p90;
@@ -374,20 +390,44 @@ static void time_impl(const kb_options *o, runctx *x, kb_result *r)
     r->wall_median = sw.median;
     r->gbps = r->bytes / st.median * 1e-9;
     r->gflops = r->flops / st.median * 1e-9;
-    free(wall);
+    free(t->wall);
+    t->s = t->wall = NULL;
 }
 
+/* After timing, one more checked run: the output must still be right (catches kernels that
+ * depend on state left by earlier runs). */
+static void recheck(timer *t, kb_result *r)
+{
+    case_data *d = t->x.d;
+    double gpu;
+    if (r->status != KB_PASS)
+        return;
+    for (int i = 0; i < d->n_out; i++) {
+        kb_tensor_poison(&d->out[i]);
+        kb_tensor_guard_reset(&d->out[i]);
+    }
+    kb_result tmp = *r;
+    if (run_once(&t->x, 0, &gpu) != 0 ||
+        (t->x.impl->finish && t->x.impl->finish(t->x.state[0], d->out) != 0) ||
+        !check_outputs(&tmp, d, r->tol)) {
+        r->status = KB_FAIL;
+        snprintf(r->msg, sizeof r->msg, "after timing: %s", tmp.msg[0] ? tmp.msg : "run failed");
+    }
+}
+
+/* Checks one implementation on copy 0 and, when it passes and timing is on, prepares its
+ * states for the rotated copies in t (then t->x.n_states > 0). Otherwise releases everything. */
 static void run_impl(const kb_options *o, const kb_impl *impl, const kb_env *env, const kb_case *c,
-                     case_data *d, kb_result *r, const char *dumpdir)
+                     case_data *d, kb_result *r, const char *dumpdir, timer *t)
 {
     runctx x = {.impl = impl, .env = env, .c = c, .d = d};
     char err[256] = "";
+    memset(t, 0, sizeof *t);
     r->tol = impl->tol_nmse > 0 ? impl->tol_nmse : c->fam->tol_nmse;
     for (int i = 0; i < d->n_out; i++) {
         kb_tensor_poison(&d->out[i]);
         kb_tensor_guard_reset(&d->out[i]);
     }
-    /* checked run on copy 0 */
     double gpu;
     if (!impl->cpu_run) {
         x.state[0] = impl->prepare(env, c, d->copies[0], d->out, err, sizeof err);
@@ -396,10 +436,8 @@ static void run_impl(const kb_options *o, const kb_impl *impl, const kb_env *env
             snprintf(r->msg, sizeof r->msg, "prepare: %s", err[0] ? err : "failed");
             return;
         }
-        x.n_states = 1;
-    } else {
-        x.n_states = 1;
     }
+    x.n_states = 1;
     if (run_once(&x, 0, &gpu) != 0 || (impl->finish && impl->finish(x.state[0], d->out) != 0)) {
         r->status = KB_ERROR;
         snprintf(r->msg, sizeof r->msg, "run failed");
@@ -417,7 +455,6 @@ static void run_impl(const kb_options *o, const kb_impl *impl, const kb_env *env
         release_states(&x);
         return;
     }
-    /* timing over rotated copies */
     int want = copies_wanted(o, d, impl->backend);
     int have = ensure_copies(d, c, want);
     for (int k = 1; k < have; k++) {
@@ -429,22 +466,32 @@ static void run_impl(const kb_options *o, const kb_impl *impl, const kb_env *env
         x.n_states = k + 1;
     }
     r->copies = x.n_states;
-    time_impl(o, &x, r);
-    /* the last timed output must still be right: catches kernels that depend on state */
-    if (r->status == KB_PASS) {
-        int last = (r->n_samples - 1) % x.n_states;
-        if (impl->finish)
-            impl->finish(x.state[last], d->out);
-        kb_result tmp = *r;
-        if (!check_outputs(&tmp, d, r->tol)) {
-            r->status = KB_FAIL;
-            snprintf(r->msg, sizeof r->msg, "after timing: %s", tmp.msg);
-        }
-    }
-    if (x.n_states < want && r->msg[0] == 0)
+    if (x.n_states < want)
         snprintf(r->msg, sizeof r->msg, "only %d of %d input copies fit: partly warm", x.n_states,
                  want);
-    release_states(&x);
+    t->x = x;
+    t->env = *env;
+    t->x.env = &t->env;
+}
+
+/* Times a prepared row to the end (the sequential mode). */
+static void time_row(const kb_options *o, timer *t, kb_result *r)
+{
+    timer_init(o, t);
+    for (int rep = -1;;) { /* perf records only the timed region of each repetition */
+        if (t->rep != rep) {
+            if (rep >= 0)
+                kb_perfctl_disable();
+            kb_perfctl_enable();
+            rep = t->rep;
+        }
+        if (timer_step(o, t, r))
+            break;
+    }
+    kb_perfctl_disable();
+    timer_finish(t, r);
+    recheck(t, r);
+    release_states(&t->x);
 }
 
 /* ---- the run ---------------------------------------------------------------------------- */
@@ -503,6 +550,10 @@ int kb_run(const kb_options *o, const kb_case_list *cases, kb_results *res)
     }
 
     int bad = 0;
+    timer **timers = NULL; /* --interleave: rows timed together after every check */
+    int ntimers = 0;
+    case_data **live = NULL;
+    int nlive = 0;
     for (int ci = 0; ci < cases->n; ci++) {
         const kb_case *c = &cases->v[ci];
         if (have_k && !re_match(&kre, c->fam->name))
@@ -513,8 +564,13 @@ int kb_run(const kb_options *o, const kb_case_list *cases, kb_results *res)
                    re_match(have_i ? &ire : NULL, impls[ii]->name);
         if (!any)
             continue;
-        case_data d;
+        case_data *dp = calloc(1, sizeof *dp);
         char err[256];
+        if (!dp) {
+            fprintf(stderr, "kbench: out of memory\n");
+            break;
+        }
+#define d (*dp)
         if (o->progress) {
             char shape[160];
             kb_case_format(c, shape, sizeof shape);
@@ -525,6 +581,7 @@ int kb_run(const kb_options *o, const kb_case_list *cases, kb_results *res)
             r->status = KB_ERROR;
             snprintf(r->msg, sizeof r->msg, "%s", err);
             bad++;
+            free(dp);
             continue;
         }
         char dumpdir[4096], *dd = NULL;
@@ -592,13 +649,68 @@ int kb_run(const kb_options *o, const kb_case_list *cases, kb_results *res)
                         env.pool = pools[slot];
                     }
                 }
-                run_impl(o, impl, &env, c, &d, r, dd);
+                timer *t = calloc(1, sizeof *t);
+                run_impl(o, impl, &env, c, &d, r, dd, t);
+                if (t->x.n_states > 0 && o->interleave) {
+                    t->ri = res->n - 1;
+                    timers = realloc(timers, sizeof *timers * (size_t)(ntimers + 1));
+                    timers[ntimers++] = t;
+                    continue; /* counted after timing */
+                }
+                if (t->x.n_states > 0)
+                    time_row(o, t, r);
+                free(t);
                 if (r->status == KB_FAIL || r->status == KB_ERROR)
                     bad++;
             }
         }
-        case_free(&d);
+#undef d
+        if (o->interleave) {
+            live = realloc(live, sizeof *live * (size_t)(nlive + 1));
+            live[nlive++] = dp;
+        } else {
+            case_free(dp);
+            free(dp);
+        }
     }
+    if (ntimers) {
+        /* Round-robin, one run per row per turn: a slow phase of a shared machine lands on
+         * every row alike instead of on whichever row happened to be running. */
+        for (int i = 0; i < ntimers; i++)
+            timer_init(o, timers[i]);
+        int active = ntimers;
+        kb_perfctl_enable();
+        while (active > 0) {
+            /* every row runs every turn until all are done: one shared time window */
+            for (int i = 0; i < ntimers; i++) {
+                timer *t = timers[i];
+                int was = t->done;
+                if (t->n >= MAX_SAMPLES || (was && t->busy_total > 8 * o->max_time))
+                    continue;
+                timer_step(o, t, &res->v[t->ri]);
+                if (!was && t->done)
+                    active--;
+            }
+            if (o->progress)
+                fprintf(stderr, "\r\033[Ktiming %d rows interleaved: %d left", ntimers, active);
+        }
+        kb_perfctl_disable();
+        for (int i = 0; i < ntimers; i++) {
+            kb_result *r = &res->v[timers[i]->ri];
+            timer_finish(timers[i], r);
+            recheck(timers[i], r);
+            release_states(&timers[i]->x);
+            if (r->status == KB_FAIL || r->status == KB_ERROR)
+                bad++;
+            free(timers[i]);
+        }
+    }
+    free(timers);
+    for (int i = 0; i < nlive; i++) {
+        case_free(live[i]);
+        free(live[i]);
+    }
+    free(live);
     if (o->progress)
         fprintf(stderr, "\r\033[K");
     for (int i = 0; i < KB_MAX_THREAD_COUNTS; i++)

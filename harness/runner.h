@@ -21,6 +21,7 @@ typedef struct kb_options {
     double duration; /* > 0: time each repetition exactly this long (no noise rule) */
     int hot;        /* no rotation of inputs beyond the LLC */
     int check_only; /* correctness only, no timing */
+    int interleave; /* time all rows round-robin after all checks (noisy machines) */
     int progress;   /* progress line on stderr */
     const char *dump_dir;
     const kb_impl *const *extra_impls; /* tests: implementations beyond the registry */
