@@ -51,6 +51,32 @@ static void test_timed_run(void **st)
     kb_case_list_free(&cl);
 }
 
+static void test_interleaved_run(void **st)
+{
+    (void)st;
+    kb_case_list cl = {0};
+    static const char *const lines[] = {"matvec_q8_0 rows=64 cols=256", "read mib=1"};
+    kbt_cases(&cl, lines, 2);
+    kb_options o;
+    kb_options_default(&o);
+    o.no_vulkan = 1;
+    o.impl_re = "^ref$";
+    o.min_time = 0.01;
+    o.max_time = 0.05;
+    o.min_samples = 5;
+    o.interleave = 1;
+    kb_results r = {0};
+    assert_int_equal(kb_run(&o, &cl, &r), 0);
+    assert_int_equal(r.n, 2);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(r.v[i].status, KB_PASS);
+        assert_true(r.v[i].n_samples >= 5);
+        assert_true(r.v[i].median > 0 && isfinite(r.v[i].gbps));
+    }
+    kb_results_free(&r);
+    kb_case_list_free(&cl);
+}
+
 static atomic_long hits[1000];
 
 static void mark(void *arg, int tid, int n)
@@ -82,6 +108,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stats_known),
         cmocka_unit_test(test_timed_run),
+        cmocka_unit_test(test_interleaved_run),
         cmocka_unit_test(test_pool_split_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
