@@ -234,6 +234,8 @@ int kb_calibrate(const kb_options *o, const char *path, kb_peaks *pk)
             pk->fma_gflops_1t_avx2, pk->fma_gflops_1t_avx512);
     fprintf(f, "    \"peak_gflops\": {\"avx2\": %.4g, \"avx512\": %.4g}\n  },\n",
             pk->fma_gflops_1t_avx2 * maxt, pk->fma_gflops_1t_avx512 * maxt);
+    if (o->no_vulkan)
+        snprintf(pk->vk_device, sizeof pk->vk_device, "not measured (--no-vulkan)");
     fprintf(f, "  \"vulkan\": {\"device\": \"");
     for (const char *q = pk->vk_device; *q; q++) /* JSON-safe: drop quotes and backslashes */
         if (*q != '"' && *q != '\\' && (unsigned char)*q >= 0x20)

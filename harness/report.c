@@ -7,6 +7,8 @@
 
 #include "sysinfo.h"
 
+#define KB_JSON_MAX_SAMPLES 1000
+
 static const char *impl_name(const kb_result *x) { return x->impl ? x->impl->name : "-"; }
 static const char *backend(const kb_result *x)
 {
@@ -241,8 +243,12 @@ int kb_report_json(const char *path, const kb_results *r, const kb_options *o, i
         json_num(f, "pct_peak_flops", x->pct_peak_flops);
         fputs(", \"message\": ", f);
         json_str(f, x->msg);
-        fputs(", \"sample_s\": [", f);
-        for (int k = 0; k < x->n_samples; k++)
+        /* at most KB_JSON_MAX_SAMPLES, evenly spaced in run order (statistics use them all) */
+        int stride = (x->n_samples + KB_JSON_MAX_SAMPLES - 1) / KB_JSON_MAX_SAMPLES;
+        if (stride < 1)
+            stride = 1;
+        fprintf(f, ", \"sample_stride\": %d, \"sample_s\": [", stride);
+        for (int k = 0; k < x->n_samples; k += stride)
             fprintf(f, "%s%.9g", k ? ", " : "", x->samples[k]);
         fprintf(f, "]}%s\n", i + 1 < r->n ? "," : "");
     }

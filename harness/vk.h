@@ -1,6 +1,9 @@
 /* kbench Vulkan context: device choice, storage buffers, cached compute pipelines from embedded
  * SPIR-V, and recorded command lists timed with GPU timestamps. No Vulkan types appear here, so
- * the runner includes this header whether or not it was built with Vulkan. */
+ * the runner includes this header whether or not it was built with Vulkan.
+ * Shader tuning aid: KB_VK_PIPELINE_STATS=1 prints the driver's statistics (registers, shared
+ * memory, ...) of every new pipeline to stderr, =DIR also writes its internal representations
+ * to DIR, where the driver has VK_KHR_pipeline_executable_properties (NVIDIA, not lavapipe). */
 #ifndef KB_VK_H
 #define KB_VK_H
 

@@ -24,12 +24,12 @@ void dot_unit(uint u, uvec4 cq[RPS], uvec4 cd[RPS])
     [[unroll]] for (uint j = 0; j < 4; j++) {
         vec2 d[RPS];
         [[unroll]] for (uint r = 0; r < RPS; r++)
-            d[r] = halves(cd[r][j]);
+            d[r] = unpackHalf2x16(cd[r][j]);
         [[unroll]] for (uint h = 0; h < 2; h++) {
             const uint V = c * 256u + 32u * (2u * j + h) + l;
             vec4 w[RPS];
             [[unroll]] for (uint r = 0; r < RPS; r++)
-                w[r] = bytes4((h != 0 ? cq[r][j] >> 4 : cq[r][j]) & 0x0F0F0F0Fu, BIAS);
+                w[r] = bytes4_magic((h != 0 ? cq[r][j] >> 4 : cq[r][j]) & 0x0F0F0F0Fu, BIAS);
             if (T == 1) {
                 vec4 xv = xload(0, V);
                 [[unroll]] for (uint r = 0; r < RPS; r++)

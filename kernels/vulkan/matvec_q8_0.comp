@@ -6,8 +6,6 @@
 
 layout(std430, binding = 1) readonly buffer Db { uvec2 dsc[]; }; /* [row][chunk][lane/8] */
 
-const float BIAS = 8388736.0; /* 2^23 + 128: the bytes are biased by XOR 0x80 */
-
 void load_unit(uint rg, uint u, out uvec4 cq[RPS], out uvec2 cd[RPS])
 {
     [[unroll]] for (uint r = 0; r < RPS; r++) {
@@ -23,12 +21,12 @@ void dot_unit(uint u, uvec4 cq[RPS], uvec2 cd[RPS])
     [[unroll]] for (uint j = 0; j < 2; j++) {
         vec2 d[RPS];
         [[unroll]] for (uint r = 0; r < RPS; r++)
-            d[r] = halves(cd[r][j]);
+            d[r] = unpackHalf2x16(cd[r][j]);
         [[unroll]] for (uint h = 0; h < 2; h++) {
             const uint k = 2u * j + h, V = c * 128u + 32u * k + l;
             vec4 w[RPS];
             [[unroll]] for (uint r = 0; r < RPS; r++)
-                w[r] = bytes4(cq[r][k] ^ 0x80808080u, BIAS);
+                w[r] = bytes4_cvt(cq[r][k] ^ 0x80808080u, 128.0); /* int8 = byte^0x80 - 128 */
             if (T == 1) {
                 vec4 xv = xload(0, V);
                 [[unroll]] for (uint r = 0; r < RPS; r++)

@@ -8,6 +8,7 @@
 #include "vk.h"
 
 #define READ_WG 256
+#define VEC4_PER_THREAD 16 /* sizes the grid; 8..64 and 128..1024 threads measured alike */
 
 typedef struct rd_push {
     uint32_t n4, base;
@@ -43,9 +44,7 @@ static void *rd_prepare(const kb_env *env, const kb_case *c, const kb_tensor *in
                  (unsigned long long)bytes);
         return NULL;
     }
-    uint32_t wg = READ_WG, VEC4_PER_THREAD = 16;
-    if (getenv("KB_VK_RD_WG")) wg = (uint32_t)atoi(getenv("KB_VK_RD_WG")); /* TUNING, remove */
-    if (getenv("KB_VK_RD_VPT")) VEC4_PER_THREAD = (uint32_t)atoi(getenv("KB_VK_RD_VPT"));
+    uint32_t wg = READ_WG;
     if (wg > L->max_wg_invocations)
         wg = L->max_wg_invocations;
     if (wg > L->max_wg_size_x)
@@ -66,7 +65,8 @@ static void *rd_prepare(const kb_env *env, const kb_case *c, const kb_tensor *in
     }
     for (int k = 0; k < nchunks; k++) {
         uint64_t len = bytes - (uint64_t)k * cap < cap ? bytes - (uint64_t)k * cap : cap;
-        uint64_t g = (len / 16 + (uint64_t)wg * VEC4_PER_THREAD - 1) / ((uint64_t)wg * VEC4_PER_THREAD);
+        const uint64_t per_group = (uint64_t)wg * VEC4_PER_THREAD;
+        uint64_t g = (len / 16 + per_group - 1) / per_group;
         groups[k] = (uint32_t)(g < 1 ? 1 : g > L->max_wg_count[0] ? L->max_wg_count[0] : g);
         nparts += groups[k];
     }
