@@ -93,6 +93,10 @@ typedef struct kb_family {
     /* Inputs re-read on every call (rotated beyond the LLC for cold timing): a mask of inputs. */
     unsigned rotate_mask;
     double tol_nmse; /* default tolerance for implementations with f32 arithmetic */
+    /* Bytes of the rotated inputs that one call reads, where that is less than all of them (an
+     * expert matvec reads K of E matrices); the copies for cold timing are counted from it.
+     * NULL: all of them. */
+    double (*rotated_read)(const int64_t *p);
 } kb_family;
 
 int64_t kb_case_param(const kb_case *c, const char *name); /* -1 when the family has none */
