@@ -177,7 +177,18 @@ int kb_calibrate(const kb_options *o, const char *path, kb_peaks *pk)
     }
     for (size_t i = 0; i < n; i++)
         a[i] = 0, b[i] = 1, c[i] = 2;
-    for (int t = 1; t <= maxt; t++) {
+    /* --threads picks the counts; default 1..cores */
+    int counts[KB_CAL_MAX_THREADS], ncounts = 0;
+    if (o->n_threads > 0)
+        for (int i = 0; i < o->n_threads; i++)
+            counts[ncounts++] = o->threads[i] < KB_CAL_MAX_THREADS ? o->threads[i] : KB_CAL_MAX_THREADS;
+    else
+        for (int t = 1; t <= maxt; t++)
+            counts[ncounts++] = t;
+    for (int ci = 0; ci < ncounts; ci++) {
+        int t = counts[ci];
+        if (t > maxt)
+            maxt = t;
         fprintf(stderr, "calibrate: %d thread(s): read", t);
         pk->read_gbps[t] = measure_read(o, cpu_read_impls(), t, 1024);
         kb_pool *p = kb_pool_create(t, 1);
@@ -188,7 +199,9 @@ int kb_calibrate(const kb_options *o, const char *path, kb_peaks *pk)
             j.kind = 1;
             pk->triad_gbps[t] = 12.0 * n / best_of(p, bw_task, &j, 5) * 1e-9;
         }
-        if (t == 1) {
+        if (ci == 0) { /* per-thread FMA rate, one thread */
+            kb_pool_destroy(p);
+            p = kb_pool_create(1, 1);
             fprintf(stderr, ", fma");
             fma_job fj = {.iters = 2e7};
             if (kb_cpu()->avx2)

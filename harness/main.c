@@ -364,8 +364,9 @@ int main(int argc, char **argv)
             return 1;
         }
         printf("calibration written to %s\n", path);
-        for (int t = 1; t <= KB_CAL_MAX_THREADS && pk.read_gbps[t] > 0; t++)
-            printf("  %d thread(s): read %.2f GB/s, copy %.2f GB/s, triad %.2f GB/s\n", t,
+        for (int t = 1; t <= KB_CAL_MAX_THREADS; t++)
+            if (pk.read_gbps[t] > 0)
+                printf("  %d thread(s): read %.2f GB/s, copy %.2f GB/s, triad %.2f GB/s\n", t,
                    pk.read_gbps[t], pk.copy_gbps[t], pk.triad_gbps[t]);
         printf("  peak f32 FMA, one thread: avx2 %.1f GFLOP/s, avx512 %.1f GFLOP/s\n",
                pk.fma_gflops_1t_avx2, pk.fma_gflops_1t_avx512);
