@@ -9,4 +9,7 @@ struct kb_vk;
 int kb_calibrate_vk(struct kb_vk *vk, double *copy_gbps, double *fma_gflops, char *err,
                     size_t errlen);
 
+/* Keeps the GPU busy for `seconds` (no-op on CPU devices) so timing starts at full clock. */
+int kb_vk_warm(struct kb_vk *vk, double seconds, char *err, size_t errlen);
+
 #endif

@@ -16,9 +16,8 @@
 #include "sysinfo.h"
 
 #ifdef KB_HAVE_VULKAN
-struct kb_vk *kb_vk_create(int device_index, char *err, size_t errlen);
-void kb_vk_destroy(struct kb_vk *vk);
-const char *kb_vk_describe(const struct kb_vk *vk);
+#include "calibrate_vk.h"
+#include "vk.h"
 #endif
 
 #define MAX_COPIES 64
@@ -612,8 +611,11 @@ int kb_run(const kb_options *o, const kb_case_list *cases, kb_results *res)
                 if (!o->no_vulkan) {
                     char verr[200] = "";
                     env.vk = kb_vk_create(o->device, verr, sizeof verr);
-                    if (env.vk)
+                    if (env.vk) {
                         snprintf(res->vk_status, sizeof res->vk_status, "%s", kb_vk_describe(env.vk));
+                        if (!o->check_only) /* full clock before the first timed row */
+                            kb_vk_warm(env.vk, 2.0, verr, sizeof verr);
+                    }
                     else
                         snprintf(res->vk_status, sizeof res->vk_status, "unavailable: %s", verr);
                 } else {

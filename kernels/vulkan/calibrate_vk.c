@@ -83,3 +83,32 @@ done:
     kb_vk_buf_destroy(o);
     return rc;
 }
+
+int kb_vk_warm(struct kb_vk *vk, double seconds, char *err, size_t errlen)
+{
+    /* Steady FMA load until `seconds` pass: a GPU leaves its idle clock only under load, and
+     * per-row warm-ups of short submissions do not always get it there. */
+    const kb_vk_limits *L = kb_vk_get_limits(vk);
+    if (L->is_cpu)
+        return 0;
+    uint32_t wg = WG < L->max_wg_invocations ? WG : L->max_wg_invocations, spec[1] = {wg};
+    uint32_t groups = 8192 < L->max_wg_count[0] ? 8192 : L->max_wg_count[0], iters = 20000;
+    kb_vk_pipe *pf = kb_vk_pipe_get(vk, kb_spv_calib_fma, sizeof kb_spv_calib_fma, 1, 4, spec, 1,
+                                    err, errlen);
+    kb_vk_buf *o = pf ? kb_vk_buf_create(vk, (uint64_t)groups * wg * 4, err, errlen) : NULL;
+    kb_vk_cmd *c = o ? kb_vk_cmd_create(vk, 1, err, errlen) : NULL;
+    kb_vk_bind b[1] = {{o, 0, 0}};
+    int rc = -1;
+    if (c && kb_vk_cmd_dispatch(c, pf, b, &iters, groups, 1, 1, err, errlen) == 0 &&
+        kb_vk_cmd_end(c, err, errlen) == 0) {
+        double total = 0, t;
+        rc = 0;
+        while (total < seconds && rc == 0) {
+            rc = kb_vk_cmd_submit(c, &t, err, errlen);
+            total += t > 0 ? t : 1e-3;
+        }
+    }
+    kb_vk_cmd_destroy(c);
+    kb_vk_buf_destroy(o);
+    return rc;
+}
