@@ -189,14 +189,23 @@ static int build_cases(const char *suite, const char *kernel, const char *shape,
         fprintf(stderr, "kbench: --kernel '%s' is not a valid regular expression\n", kernel);
         return 2;
     }
-    int matched = 0;
+    int matched = 0, nkeys = 0;
+    unsigned used = 0;
     for (int i = 0; i < kb_family_count(); i++) {
         const kb_family *f = kb_family_at(i);
         if (regexec(&re, f->name, 0, NULL, 0) != 0)
             continue;
         matched++;
-        int rc = shape ? kb_shape_parse(f, shape, cl, err, sizeof err)
-                       : kb_suite_parse_line(f->name, cl, err, sizeof err);
+        /* each family takes the --shape keys it has; a key no selected family has is an error */
+        char part[1024] = "";
+        if (shape && (nkeys = kb_shape_filter(f, shape, part, sizeof part, &used, err,
+                                              sizeof err)) < 0) {
+            fprintf(stderr, "kbench: %s\n", err);
+            regfree(&re);
+            return 2;
+        }
+        int rc = part[0] ? kb_shape_parse(f, part, cl, err, sizeof err)
+                         : kb_suite_parse_line(f->name, cl, err, sizeof err);
         if (rc != 0) {
             fprintf(stderr, "kbench: %s\n", err);
             regfree(&re);
@@ -204,6 +213,14 @@ static int build_cases(const char *suite, const char *kernel, const char *shape,
         }
     }
     regfree(&re);
+    for (int k = 0; matched && k < nkeys; k++)
+        if (!(used & (1u << k))) {
+            char key[32];
+            kb_shape_key(shape, k, key, sizeof key);
+            fprintf(stderr, "kbench: --shape: no selected family has parameter '%s' (kbench --list)\n",
+                    key);
+            return 2;
+        }
     if (!matched) {
         fprintf(stderr, "kbench: no family matches --kernel '%s'. Families:", kernel);
         for (int i = 0; i < kb_family_count(); i++)

@@ -355,3 +355,28 @@ int kb_shape_match(const kb_case *c, const char *spec, char *err, size_t errlen)
     }
     return 1;
 }
+
+int kb_shape_filter(const kb_family *f, const char *spec, char *out, size_t n, unsigned *used,
+                    char *err, size_t errlen)
+{
+    char keys[KB_MAX_PARAMS * 2][32], vals[KB_MAX_PARAMS * 2][256];
+    int nk = split_spec(spec, keys, vals, KB_MAX_PARAMS * 2, err, errlen);
+    if (nk < 0)
+        return -1;
+    out[0] = 0;
+    for (int i = 0; i < nk; i++) {
+        if (param_index(f, keys[i]) < 0)
+            continue;
+        *used |= 1u << i;
+        size_t len = strlen(out);
+        snprintf(out + len, n - len, "%s%s=%s", len ? "," : "", keys[i], vals[i]);
+    }
+    return nk;
+}
+
+void kb_shape_key(const char *spec, int i, char *out, size_t n)
+{
+    char keys[KB_MAX_PARAMS * 2][32], vals[KB_MAX_PARAMS * 2][256], err[64];
+    int nk = split_spec(spec, keys, vals, KB_MAX_PARAMS * 2, err, sizeof err);
+    snprintf(out, n, "%s", i < nk ? keys[i] : "?");
+}

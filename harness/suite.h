@@ -35,6 +35,12 @@ void kb_suite_list(FILE *f);
 /* --shape "rows=1,7,cols=64": cases of family f (defaults elsewhere). */
 int kb_shape_parse(const kb_family *f, const char *spec, kb_case_list *out, char *err,
                    size_t errlen);
+/* The part of spec whose keys family f has, into out ("" when none). Bit i of *used is set
+ * when the i-th key of spec is one of f's. Returns the number of keys in spec, or -1 with err. */
+int kb_shape_filter(const kb_family *f, const char *spec, char *out, size_t n, unsigned *used,
+                    char *err, size_t errlen);
+/* The i-th key of spec (for messages). */
+void kb_shape_key(const char *spec, int i, char *out, size_t n);
 /* 1 when case c has, for every key the spec names that c's family has, one of its values.
  * Returns -1 with err when the spec is malformed. */
 int kb_shape_match(const kb_case *c, const char *spec, char *err, size_t errlen);

@@ -45,7 +45,8 @@ static void test_usage_errors(void **st)
     expect("--kernel '('", 2, "not a valid regular expression");
     expect("--kernel matvec_q4_0 --shape cols=33", 2, "not a multiple of the block size");
     expect("--kernel matvec_q4_0 --shape rows=abc", 2, "not an integer");
-    expect("--kernel matvec_q4_0 --shape depth=3", 2, "no parameter 'depth'");
+    expect("--kernel matvec_q4_0 --shape depth=3", 2, "no selected family has parameter 'depth'");
+    expect("--kernel 'read|matvec_q4_0' --shape rows=3,cols=32,mib=1 --check -q --no-vulkan", 0, NULL);
     expect("--kernel matvec_q4_0 --threads 0", 2, "--threads");
     expect("--kernel matvec_q4_0 --min-time -1", 2, "--min-time");
     expect("--kernel matvec_q4_0 --seed x", 2, "--seed");
