@@ -223,6 +223,9 @@ int kb_calibrate(const kb_options *o, const char *path, kb_peaks *pk)
             fprintf(stderr, "calibrate: vulkan copy, fma\n");
             if (kb_calibrate_vk(vk, &pk->vk_copy_gbps, &pk->vk_fma_gflops, err, sizeof err) != 0)
                 fprintf(stderr, "calibrate: vulkan: %s\n", err);
+            pk->vk_fma16_gflops = kb_calibrate_vk_f16(vk, err, sizeof err);
+            if (pk->vk_fma16_gflops <= 0)
+                fprintf(stderr, "calibrate: vulkan f16: %s\n", err);
             kb_vk_destroy(vk);
             fprintf(stderr, "calibrate: vulkan read\n");
             pk->vk_read_gbps = measure_read(o, "^vk$", 1, 1024);
@@ -253,8 +256,9 @@ int kb_calibrate(const kb_options *o, const char *path, kb_peaks *pk)
     for (const char *q = pk->vk_device; *q; q++) /* JSON-safe: drop quotes and backslashes */
         if (*q != '"' && *q != '\\' && (unsigned char)*q >= 0x20)
             fputc(*q, f);
-    fprintf(f, "\", \"read_gbps\": %.4g, \"copy_gbps\": %.4g, \"peak_gflops_f32\": %.4g}\n}\n",
-            pk->vk_read_gbps, pk->vk_copy_gbps, pk->vk_fma_gflops);
+    fprintf(f, "\", \"read_gbps\": %.4g, \"copy_gbps\": %.4g, \"peak_gflops_f32\": %.4g, "
+               "\"peak_gflops_f16\": %.4g}\n}\n",
+            pk->vk_read_gbps, pk->vk_copy_gbps, pk->vk_fma_gflops, pk->vk_fma16_gflops);
     int ok = !ferror(f);
     ok = fclose(f) == 0 && ok;
     if (!ok || rename(tmp, path) != 0) {

@@ -13,7 +13,7 @@ typedef struct kb_peaks {
     double copy_gbps[KB_CAL_MAX_THREADS + 1];
     double triad_gbps[KB_CAL_MAX_THREADS + 1];
     double fma_gflops_1t_avx2, fma_gflops_1t_avx512, fma_gflops_1t_scalar; /* one thread */
-    double vk_read_gbps, vk_copy_gbps, vk_fma_gflops; /* f32 FMA */
+    double vk_read_gbps, vk_copy_gbps, vk_fma_gflops, vk_fma16_gflops; /* f32, f16 FMA */
     char vk_device[256];
     char source[512]; /* the calibration file, or "measured at start of this run" */
 } kb_peaks;

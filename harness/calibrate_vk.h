@@ -9,6 +9,8 @@ struct kb_vk;
 int kb_calibrate_vk(struct kb_vk *vk, double *copy_gbps, double *fma_gflops, char *err,
                     size_t errlen);
 
+/* Peak f16 FMA GFLOP/s; 0 with err when the device has no shaderFloat16, -1 on failure. */
+double kb_calibrate_vk_f16(struct kb_vk *vk, char *err, size_t errlen);
 /* Keeps the GPU busy for `seconds` (no-op on CPU devices) so timing starts at full clock. */
 int kb_vk_warm(struct kb_vk *vk, double seconds, char *err, size_t errlen);
 

@@ -390,8 +390,10 @@ int main(int argc, char **argv)
         if (o.no_vulkan)
             printf("  vulkan: not measured (--no-vulkan)\n");
         else
-            printf("  vulkan: %s\n  vulkan read %.1f GB/s, copy %.1f GB/s, f32 FMA %.1f GFLOP/s\n",
-                   pk.vk_device, pk.vk_read_gbps, pk.vk_copy_gbps, pk.vk_fma_gflops);
+            printf("  vulkan: %s\n  vulkan read %.1f GB/s, copy %.1f GB/s, FMA f32 %.1f GFLOP/s, "
+                   "f16 %.1f GFLOP/s\n",
+                   pk.vk_device, pk.vk_read_gbps, pk.vk_copy_gbps, pk.vk_fma_gflops,
+                   pk.vk_fma16_gflops);
         return 0;
     }
     if (!suite && !o.kernel_re)
@@ -399,8 +401,10 @@ int main(int argc, char **argv)
                          "");
     kb_case_list cl = {0};
     int rc = build_cases(suite, o.kernel_re, shape, &cl);
-    if (rc)
+    if (rc) {
+        kb_case_list_free(&cl);
         return rc;
+    }
     if (cl.n == 0) {
         fprintf(stderr, "kbench: no case matches the selection\n");
         kb_case_list_free(&cl);

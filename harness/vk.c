@@ -61,6 +61,7 @@ struct kb_vk {
     kb_vk_pipe **pipes;
     int npipes;
     int stats; /* KB_VK_PIPELINE_STATS set: report compiled-shader statistics */
+    int float16; /* shaderFloat16 enabled */
     kb_vk_limits lim;
     char desc[1024];
 };
@@ -327,6 +328,7 @@ static void fill_limits(struct kb_vk *vk)
     o->max_buffer_bytes = umin64(mb, vk->mem.memoryHeaps[heap].size);
     o->timestamps = vk->ts_mask != 0 && l->timestampPeriod > 0;
     o->is_cpu = d->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
+    o->float16 = vk->float16;
 }
 
 static int pick_device(devinfo *d, int n, int index, char *err, size_t errlen)
@@ -457,6 +459,20 @@ struct kb_vk *kb_vk_create(int device_index, char *err, size_t errlen)
             dci.enabledExtensionCount = 1;
             dci.ppEnabledExtensionNames = &ext;
             vk->stats = 1;
+        }
+    }
+    /* f16 arithmetic (calibrate's f16 peak; shaders that use it check limits.float16) */
+    VkPhysicalDeviceShaderFloat16Int8Features f16f = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES};
+    if (vk->di.api >= VK_API_VERSION_1_2) {
+        VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
+                                        .pNext = &f16f};
+        vkGetPhysicalDeviceFeatures2(vk->di.pd, &f2);
+        if (f16f.shaderFloat16) {
+            f16f.shaderInt8 = VK_FALSE;
+            f16f.pNext = (void *)dci.pNext;
+            dci.pNext = &f16f;
+            vk->float16 = 1;
         }
     }
     VkResult r = vkCreateDevice(vk->di.pd, &dci, NULL, &vk->dev);

@@ -41,6 +41,7 @@ typedef struct kb_vk_limits {
     uint64_t max_buffer_bytes;   /* one buffer (min of allocation, buffer and heap limits) */
     int timestamps;              /* 1: GPU timestamps; 0: run times are wall time */
     int is_cpu;                  /* a CPU implementation (lavapipe, SwiftShader) */
+    int float16;                 /* shaderFloat16 enabled: f16 arithmetic in shaders */
 } kb_vk_limits;
 const kb_vk_limits *kb_vk_get_limits(const struct kb_vk *vk);
 

@@ -71,7 +71,8 @@ KB_TARGET_AVX2 KB_INLINE void quad(const uint8_t *p, const q4_xt *xq, int64_t nb
         __m256 f1 = _mm256_cvtepi32_ps(_mm256_and_si256(v1, lo4)); /* lo, j = 8..15 */
         __m256 f2 = _mm256_cvtepi32_ps(v0);                        /* byte, j = 0..7 */
         __m256 f3 = _mm256_cvtepi32_ps(v1);                        /* byte, j = 8..15 */
-        const __m256 d = _mm256_permute_ps(S, u * 0x55);
+        /* lane u of each half; a variable index, since -O0 does not fold u * 0x55 */
+        const __m256 d = _mm256_permutevar_ps(S, _mm256_set1_epi32(u));
         for (int t = 0; t < T; t++) {
             const float *xb = xq->xt + (t * nb + b + u) * QK;
             __m256 s = _mm256_mul_ps(f0, _mm256_load_ps(xb));

@@ -70,7 +70,7 @@ KB_TARGET_AVX2 KB_INLINE void quad_dot(const quad_w *q, const kb_xq *xq, int64_t
                                      _mm256_loadu_si256((const __m256i *)(xb + 64 * k + 32))));
             __m256i dot = _mm256_madd_epi16(d16, ones);
             acc[k * T + t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot),
-                                             _mm256_permute_ps(s, k ? 0xAA : 0x00),
+                                             _mm256_permutevar_ps(s, _mm256_set1_epi32(k ? 2 : 0)),
                                              acc[k * T + t]);
         }
     }

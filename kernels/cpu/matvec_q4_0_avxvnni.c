@@ -68,7 +68,7 @@ KB_TARGET_AVXVNNI KB_INLINE void quad_dot(const quad_w *q, const kb_xq *xq, int6
             dot = _mm256_dpbusd_avx_epi32(dot, q->hi[k],
                                           _mm256_loadu_si256((const __m256i *)(xb + 64 * k + 32)));
             acc[k * T + t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot),
-                                             _mm256_permute_ps(s, k ? 0xAA : 0x00),
+                                             _mm256_permutevar_ps(s, _mm256_set1_epi32(k ? 2 : 0)),
                                              acc[k * T + t]);
         }
     }

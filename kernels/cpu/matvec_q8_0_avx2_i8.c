@@ -42,7 +42,7 @@ KB_TARGET_AVX2 KB_INLINE void quad(const uint8_t *p, const kb_xq *xq, int64_t b,
                 _mm256_madd_epi16(wa[u], _mm256_loadu_si256((const __m256i *)(xb + 32 * u))),
                 _mm256_madd_epi16(wb[u], _mm256_loadu_si256((const __m256i *)(xb + 32 * u + 16))));
             acc[u * T + t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot),
-                                             _mm256_permute_ps(s, u * 0x55), acc[u * T + t]);
+                                             _mm256_permutevar_ps(s, _mm256_set1_epi32(u)), acc[u * T + t]);
         }
     }
 }

@@ -40,7 +40,7 @@ KB_TARGET_AVXVNNI KB_INLINE void quad(const uint8_t *p, const kb_xq *xq, int64_t
                 _mm256_set1_epi32(xq->off[i + u]), wu[u],
                 _mm256_loadu_si256((const __m256i *)(xb + 32 * u)));
             acc[u * T + t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot),
-                                             _mm256_permute_ps(s, u * 0x55), acc[u * T + t]);
+                                             _mm256_permutevar_ps(s, _mm256_set1_epi32(u)), acc[u * T + t]);
         }
     }
 }

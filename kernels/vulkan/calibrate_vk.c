@@ -6,6 +6,7 @@
 
 #include "calib_copy.spv.h"
 #include "calib_fma.spv.h"
+#include "calib_fma16.spv.h"
 #include "calibrate_vk.h"
 #include "vk.h"
 
@@ -22,6 +23,41 @@ static double best_submit(kb_vk_cmd *c, char *err, size_t errlen)
             best = t;
     }
     return best;
+}
+
+/* GFLOP/s of an FMA shader (8 vec4 chains per invocation), or -1. */
+static double fma_rate(struct kb_vk *vk, const uint32_t *spv, size_t bytes, char *err,
+                       size_t errlen)
+{
+    const kb_vk_limits *L = kb_vk_get_limits(vk);
+    uint32_t wg = WG < L->max_wg_invocations ? WG : L->max_wg_invocations, spec[1] = {wg};
+    uint32_t groups = L->is_cpu ? 64 : 8192, iters = L->is_cpu ? 2000 : 20000;
+    if (groups > L->max_wg_count[0])
+        groups = L->max_wg_count[0];
+    uint64_t threads = (uint64_t)groups * wg;
+    double rate = -1;
+    kb_vk_pipe *p = kb_vk_pipe_get(vk, spv, bytes, 1, 4, spec, 1, err, errlen);
+    kb_vk_buf *o = p ? kb_vk_buf_create(vk, threads * 4, err, errlen) : NULL;
+    kb_vk_cmd *c = o ? kb_vk_cmd_create(vk, 1, err, errlen) : NULL;
+    kb_vk_bind b[1] = {{o, 0, 0}};
+    if (c && kb_vk_cmd_dispatch(c, p, b, &iters, groups, 1, 1, err, errlen) == 0 &&
+        kb_vk_cmd_end(c, err, errlen) == 0) {
+        double t = best_submit(c, err, errlen);
+        if (t > 0)
+            rate = 2.0 * 4 * 8 * (double)iters * (double)threads / t * 1e-9;
+    }
+    kb_vk_cmd_destroy(c);
+    kb_vk_buf_destroy(o);
+    return rate;
+}
+
+double kb_calibrate_vk_f16(struct kb_vk *vk, char *err, size_t errlen)
+{
+    if (!kb_vk_get_limits(vk)->float16) {
+        snprintf(err, errlen, "device without shaderFloat16");
+        return 0;
+    }
+    return fma_rate(vk, kb_spv_calib_fma16, sizeof kb_spv_calib_fma16, err, errlen);
 }
 
 int kb_calibrate_vk(struct kb_vk *vk, double *copy_gbps, double *fma_gflops, char *err,
