@@ -1,0 +1,18 @@
+/* matvec_a4, AVX2 + FMA, f32 activations: the kernel of mva_affine_avx2.h with b = 4. */
+#include "mva_affine_avx2.h"
+
+MVA_AFFINE_AVX2_KERNEL(4)
+
+static const char *available(const kb_env *env)
+{
+    (void)env;
+    return kb_need_avx2();
+}
+
+const kb_impl kb_impl_matvec_a4_avx2 = {
+    .family = "matvec_a4",
+    .name = "avx2",
+    .backend = KB_BACKEND_CPU,
+    .available = available,
+    .cpu_run = run,
+};
