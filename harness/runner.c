@@ -315,6 +315,8 @@ typedef struct timer {
     int n, cap, n_rep, rep;
     double busy; /* time spent in this repetition's runs: the clock the stopping rule reads */
     double busy_total;
+    double rep_start; /* wall clock at the repetition's first run */
+    int next_check;   /* sample count of the next noise check */
     int done;
 } timer;
 
@@ -339,6 +341,8 @@ static int timer_step(const kb_options *o, timer *t, kb_result *r)
     double gpu;
     int k = t->n % t->x.n_states;
     double a = kb_now();
+    if (t->n_rep == 0)
+        t->rep_start = a;
     if (run_once(&t->x, k, &gpu) != 0) {
         r->status = KB_ERROR;
         snprintf(r->msg, sizeof r->msg, "run failed during timing");
@@ -361,10 +365,12 @@ static int timer_step(const kb_options *o, timer *t, kb_result *r)
         rep_done = t->n_rep >= o->iterations;
     else if (o->duration > 0)
         rep_done = t->busy >= o->duration;
-    else if (t->busy >= o->max_time || t->n >= MAX_SAMPLES)
+    else if (t->busy >= o->max_time || t->n >= MAX_SAMPLES ||
+             b - t->rep_start >= 4 * o->max_time) /* wall cap: overheads of tiny kernels */
         rep_done = 1;
-    else if (t->n_rep >= o->min_samples && t->busy >= o->min_time &&
-             (t->n_rep % 8 == 0 || t->busy > o->min_time * 2)) {
+    else if (t->n_rep >= o->min_samples && t->busy >= o->min_time && t->n_rep >= t->next_check) {
+        /* the noise check sorts the samples: at geometrically spaced counts, O(n log n) in all */
+        t->next_check = t->n_rep + t->n_rep / 4 + 1;
         kb_stats st;
         kb_stats_compute(t->s + t->n - t->n_rep, t->n_rep, &st);
         rep_done = st.noise_pct <= o->noise_pct;
@@ -374,6 +380,7 @@ static int timer_step(const kb_options *o, timer *t, kb_result *r)
     t->rep++;
     t->n_rep = 0;
     t->busy = 0;
+    t->next_check = 0;
     return t->done = t->rep >= (o->repetitions > 0 ? o->repetitions : 1) || t->n >= MAX_SAMPLES;
 }
 
