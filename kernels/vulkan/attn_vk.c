@@ -1,0 +1,334 @@
+/* Vulkan attention (KERNELS.md section 4), f32 arithmetic, K/V cache in f16 (read as 32-bit
+ * words and unpacked) or f32.
+ *   attn_decode: split-KV flash decoding. attn_decode.comp gives every (split, kv head, chunk
+ *     of its query heads) a workgroup that leaves per-head records (m, l, o); after a barrier
+ *     attn_decode_combine.comp merges the splits of each head. The split length is a multiple
+ *     of the 128-position tile, chosen so that about DEC_TARGET_WG workgroups fill the GPU
+ *     (KB_VK_ATTN_SPLITS=N overrides the number of splits, for tuning).
+ *   attn_prefill: attn_prefill.comp, one workgroup per (block of queries, head), K/V tiles in
+ *     shared memory; the block and tile sizes are the largest of a fixed list that fit the
+ *     device's shared memory.
+ * Inputs are uploaded in prepare (untimed); O has its guard bytes uploaded with it and read
+ * back in finish, so a write past the end shows. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attn_common.h"
+#include "attn_decode.spv.h"
+#include "attn_decode_combine.spv.h"
+#include "attn_prefill.spv.h"
+#include "vk.h"
+
+#define DEC_WG 128        /* threads and positions per tile of attn_decode.comp */
+#define DEC_GH_MAX 8      /* query heads per workgroup at most */
+#define DEC_TARGET_WG 1024 /* workgroups pass 1 aims for (H100: 132 SMs x ~8) */
+
+typedef struct at_state {
+    kb_vk_buf *q, *k, *v, *o, *part_o, *part_ml;
+    kb_vk_cmd *cmd;
+    uint64_t obytes; /* payload + guard */
+} at_state;
+
+typedef struct dec_push {
+    uint32_t T, hkv, G, split_len, nsplit, nhc;
+    float scale;
+} dec_push;
+
+typedef struct comb_push {
+    uint32_t nsplit;
+} comb_push;
+
+typedef struct pre_push {
+    uint32_t n_q, p0, H, hkv, G, nblk;
+    float scale;
+} pre_push;
+
+static void at_release(void *state)
+{
+    at_state *s = state;
+    if (!s)
+        return;
+    kb_vk_cmd_destroy(s->cmd);
+    kb_vk_buf_destroy(s->q);
+    kb_vk_buf_destroy(s->k);
+    kb_vk_buf_destroy(s->v);
+    kb_vk_buf_destroy(s->o);
+    kb_vk_buf_destroy(s->part_o);
+    kb_vk_buf_destroy(s->part_ml);
+    free(s);
+}
+
+/* Uploads Q, K, V and O (with its guard bytes) after checking the binding ranges. */
+static at_state *upload(struct kb_vk *vk, const kb_tensor *in, const kb_tensor *out, char *err,
+                        size_t errlen)
+{
+    const kb_vk_limits *L = kb_vk_get_limits(vk);
+    for (int i = 0; i < 3; i++)
+        if (in[i].bytes > L->max_storage_range) {
+            snprintf(err, errlen, "%s (%llu bytes) exceeds the %llu-byte storage binding",
+                     in[i].name, (unsigned long long)in[i].bytes,
+                     (unsigned long long)L->max_storage_range);
+            return NULL;
+        }
+    at_state *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->obytes = out[AT_O].bytes + KB_GUARD_BYTES;
+    if (!(s->q = kb_vk_buf_from(vk, in[AT_Q].data, in[AT_Q].bytes, err, errlen)) ||
+        !(s->k = kb_vk_buf_from(vk, in[AT_K].data, in[AT_K].bytes, err, errlen)) ||
+        !(s->v = kb_vk_buf_from(vk, in[AT_V].data, in[AT_V].bytes, err, errlen)) ||
+        !(s->o = kb_vk_buf_from(vk, out[AT_O].data, s->obytes, err, errlen))) {
+        at_release(s);
+        return NULL;
+    }
+    return s;
+}
+
+static float log2e_scale(int64_t D) { return (float)(1.4426950408889634 / sqrt((double)D)); }
+
+/* ---- decode ---- */
+
+static void *dec_prepare(const kb_env *env, const kb_case *c, const kb_tensor *in,
+                         const kb_tensor *out, char *err, size_t errlen)
+{
+    struct kb_vk *vk = env->vk;
+    const kb_vk_limits *L = kb_vk_get_limits(vk);
+    kb_attn_shape sh;
+    kb_attn_decode_shape(c->p, &sh);
+    const int64_t G = sh.heads / sh.kv_heads;
+    const uint32_t gh = (uint32_t)(G < DEC_GH_MAX ? G : DEC_GH_MAX);
+    const uint32_t nhc = (uint32_t)((G + gh - 1) / gh);
+    const uint64_t cells = (uint64_t)sh.kv_heads * nhc;
+    const uint64_t tiles = ((uint64_t)sh.T + DEC_WG - 1) / DEC_WG;
+
+    /* splits: about DEC_TARGET_WG workgroups, whole tiles each */
+    uint64_t want = (DEC_TARGET_WG + cells - 1) / cells;
+    const char *env_splits = getenv("KB_VK_ATTN_SPLITS");
+    if (env_splits && atoi(env_splits) > 0)
+        want = (uint64_t)atoi(env_splits);
+    if (want > tiles)
+        want = tiles;
+    if (want < 1)
+        want = 1;
+    const uint64_t tps = (tiles + want - 1) / want; /* tiles per split */
+    const uint32_t split_len = (uint32_t)(tps * DEC_WG);
+    const uint32_t nsplit = (uint32_t)(((uint64_t)sh.T + split_len - 1) / split_len);
+    if (nsplit > L->max_wg_count[0] || cells > L->max_wg_count[1] ||
+        (uint64_t)sh.heads > L->max_wg_count[1] || DEC_WG > L->max_wg_invocations) {
+        snprintf(err, errlen, "decode grid %u x %llu exceeds the device's limits", nsplit,
+                 (unsigned long long)cells);
+        return NULL;
+    }
+
+    const uint32_t kv_f16 = (uint32_t)sh.kv_f16, D = (uint32_t)sh.D;
+    const uint32_t sg_min = L->subgroup_min < DEC_WG ? L->subgroup_min : DEC_WG;
+    const uint32_t spec1[5] = {DEC_WG, sg_min, D, gh, kv_f16};
+    const uint32_t spec2[1] = {D};
+    kb_vk_pipe *p1 = kb_vk_pipe_get(vk, kb_spv_attn_decode, sizeof kb_spv_attn_decode, 5,
+                                    sizeof(dec_push), spec1, 5, err, errlen);
+    if (!p1)
+        return NULL;
+    kb_vk_pipe *p2 = kb_vk_pipe_get(vk, kb_spv_attn_decode_combine,
+                                    sizeof kb_spv_attn_decode_combine, 3, sizeof(comb_push),
+                                    spec2, 1, err, errlen);
+    if (!p2)
+        return NULL;
+
+    at_state *s = upload(vk, in, out, err, errlen);
+    if (!s)
+        return NULL;
+    const uint64_t nrec = (uint64_t)sh.heads * nsplit;
+    const uint64_t pobytes = nrec * (uint64_t)D * 4, pmbytes = nrec * 8;
+    if (pobytes > L->max_storage_range) {
+        snprintf(err, errlen, "split records (%llu bytes) exceed the storage binding",
+                 (unsigned long long)pobytes);
+        goto fail;
+    }
+    if (!(s->part_o = kb_vk_buf_create(vk, pobytes, err, errlen)) ||
+        !(s->part_ml = kb_vk_buf_create(vk, pmbytes, err, errlen)) ||
+        !(s->cmd = kb_vk_cmd_create(vk, 2, err, errlen)))
+        goto fail;
+
+    const kb_vk_bind b1[5] = {{s->q, 0, in[AT_Q].bytes},
+                              {s->k, 0, in[AT_K].bytes},
+                              {s->v, 0, in[AT_V].bytes},
+                              {s->part_o, 0, pobytes},
+                              {s->part_ml, 0, pmbytes}};
+    const dec_push pc1 = {(uint32_t)sh.T, (uint32_t)sh.kv_heads, (uint32_t)G, split_len, nsplit,
+                          nhc, log2e_scale(sh.D)};
+    const kb_vk_bind b2[3] = {{s->part_o, 0, pobytes},
+                              {s->part_ml, 0, pmbytes},
+                              {s->o, 0, out[AT_O].bytes}};
+    const comb_push pc2 = {nsplit};
+    if (kb_vk_cmd_dispatch(s->cmd, p1, b1, &pc1, nsplit, (uint32_t)cells, 1, err, errlen) != 0)
+        goto fail;
+    kb_vk_cmd_barrier(s->cmd);
+    if (kb_vk_cmd_dispatch(s->cmd, p2, b2, &pc2, D / 32, (uint32_t)sh.heads, 1, err, errlen) !=
+            0 ||
+        kb_vk_cmd_end(s->cmd, err, errlen) != 0)
+        goto fail;
+    return s;
+fail:
+    at_release(s);
+    return NULL;
+}
+
+/* ---- prefill ---- */
+
+typedef struct pre_tile {
+    uint32_t bq, rq, bk;
+} pre_tile;
+
+/* Preferred first: more work per barrier and per shared-memory load. */
+static const pre_tile PRE_TILES[] = {{64, 4, 32}, {32, 2, 32}, {64, 4, 16}, {32, 2, 16},
+                                     {16, 1, 32}, {16, 1, 16}, {16, 1, 8},  {8, 1, 8}};
+
+/* Q, K (rows padded by one vec4), V as f32, scores (rows padded by 4). */
+static uint64_t pre_shared(const pre_tile *t, uint32_t D)
+{
+    return (uint64_t)t->bq * D * 4 + (uint64_t)t->bk * (D + 4) * 4 + (uint64_t)t->bk * D * 4 +
+           (uint64_t)t->bq * (t->bk + 4) * 4;
+}
+
+/* KB_VK_ATTN_TILE=BQ,RQ,BK (for tests and tuning) replaces the list with that one tile. */
+static const pre_tile *pre_choose(const kb_vk_limits *L, uint32_t D, pre_tile *forced)
+{
+    const char *e = getenv("KB_VK_ATTN_TILE");
+    const pre_tile *list = PRE_TILES;
+    size_t n = sizeof PRE_TILES / sizeof PRE_TILES[0];
+    if (e && sscanf(e, "%u,%u,%u", &forced->bq, &forced->rq, &forced->bk) == 3) {
+        if (forced->rq == 0 || forced->bq % forced->rq != 0 || forced->bk % 8 != 0 ||
+            forced->bk == 0 || (8 * forced->bq / forced->rq) % 8 != 0)
+            return NULL;
+        list = forced;
+        n = 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const pre_tile *t = &list[i];
+        const uint32_t wg = 8 * t->bq / t->rq;
+        if (t->rq * D / 8 > 32) /* accumulator registers per thread */
+            continue;
+        if (wg > L->max_wg_invocations || wg > L->max_wg_size_x)
+            continue;
+        if (pre_shared(t, D) <= L->max_shared_bytes)
+            return t;
+    }
+    return NULL;
+}
+
+static void *pre_prepare(const kb_env *env, const kb_case *c, const kb_tensor *in,
+                         const kb_tensor *out, char *err, size_t errlen)
+{
+    struct kb_vk *vk = env->vk;
+    const kb_vk_limits *L = kb_vk_get_limits(vk);
+    kb_attn_shape sh;
+    kb_attn_prefill_shape(c->p, &sh);
+    const uint32_t D = (uint32_t)sh.D;
+    pre_tile forced;
+    const pre_tile *tile = pre_choose(L, D, &forced);
+    if (!tile) {
+        snprintf(err, errlen, "no prefill tile (of KB_VK_ATTN_TILE) fits %u bytes of shared "
+                 "memory", L->max_shared_bytes);
+        return NULL;
+    }
+    const uint32_t nblk = (uint32_t)((sh.n_q + tile->bq - 1) / tile->bq);
+    if (nblk > L->max_wg_count[0] || (uint64_t)sh.heads > L->max_wg_count[1]) {
+        snprintf(err, errlen, "prefill grid %u x %lld exceeds the device's limits", nblk,
+                 (long long)sh.heads);
+        return NULL;
+    }
+    const uint32_t spec[6] = {8 * tile->bq / tile->rq, D, tile->bq, tile->rq, tile->bk,
+                              (uint32_t)sh.kv_f16};
+    kb_vk_pipe *p = kb_vk_pipe_get(vk, kb_spv_attn_prefill, sizeof kb_spv_attn_prefill, 4,
+                                   sizeof(pre_push), spec, 6, err, errlen);
+    if (!p)
+        return NULL;
+    at_state *s = upload(vk, in, out, err, errlen);
+    if (!s)
+        return NULL;
+    if (!(s->cmd = kb_vk_cmd_create(vk, 1, err, errlen)))
+        goto fail;
+    const kb_vk_bind b[4] = {{s->q, 0, in[AT_Q].bytes},
+                             {s->k, 0, in[AT_K].bytes},
+                             {s->v, 0, in[AT_V].bytes},
+                             {s->o, 0, out[AT_O].bytes}};
+    const pre_push pc = {(uint32_t)sh.n_q,
+                         (uint32_t)sh.p0,
+                         (uint32_t)sh.heads,
+                         (uint32_t)sh.kv_heads,
+                         (uint32_t)(sh.heads / sh.kv_heads),
+                         nblk,
+                         log2e_scale(sh.D)};
+    if (kb_vk_cmd_dispatch(s->cmd, p, b, &pc, nblk, (uint32_t)sh.heads, 1, err, errlen) != 0 ||
+        kb_vk_cmd_end(s->cmd, err, errlen) != 0)
+        goto fail;
+    return s;
+fail:
+    at_release(s);
+    return NULL;
+}
+
+/* ---- shared ---- */
+
+static int at_run(void *state, const kb_env *env, double *gpu_seconds)
+{
+    at_state *s = state;
+    char err[256];
+    (void)env;
+    if (kb_vk_cmd_submit(s->cmd, gpu_seconds, err, sizeof err) != 0) {
+        fprintf(stderr, "attention vk: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+static int at_finish(void *state, kb_tensor *out)
+{
+    at_state *s = state;
+    char err[256];
+    if (kb_vk_buf_read(s->o, 0, out[AT_O].data, s->obytes, err, sizeof err) != 0) {
+        fprintf(stderr, "attention vk: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+static const char *dec_available(const kb_env *env)
+{
+    if (!env->vk)
+        return "no Vulkan device";
+    if (!kb_vk_get_limits(env->vk)->subgroup_arith)
+        return "device lacks subgroup arithmetic in compute shaders";
+    return NULL;
+}
+
+static const char *pre_available(const kb_env *env)
+{
+    return env->vk ? NULL : "no Vulkan device";
+}
+
+const kb_impl kb_impl_attn_decode_vk = {
+    .family = "attn_decode",
+    .name = "vk",
+    .backend = KB_BACKEND_VULKAN,
+    .available = dec_available,
+    .prepare = dec_prepare,
+    .run = at_run,
+    .finish = at_finish,
+    .release = at_release,
+};
+
+const kb_impl kb_impl_attn_prefill_vk = {
+    .family = "attn_prefill",
+    .name = "vk",
+    .backend = KB_BACKEND_VULKAN,
+    .available = pre_available,
+    .prepare = pre_prepare,
+    .run = at_run,
+    .finish = at_finish,
+    .release = at_release,
+};

@@ -1,0 +1,52 @@
+/* What the attention families share (KERNELS.md section 4). Decode is prefill with one query at
+ * position T-1, so both families map their parameters onto one shape and share the tensors,
+ * inputs, reference and cost model:
+ *   Q [n_q][heads][D] f32, K and V [T][kv_heads][D] (f16 or f32), O [n_q][heads][D] f32;
+ *   query i sits at position p0 + i and attends to positions 0..p0+i (causal), T = p0 + n_q;
+ *   scores scaled by 1/sqrt(D); q head h reads kv head h / (heads / kv_heads). */
+#ifndef KB_ATTN_COMMON_H
+#define KB_ATTN_COMMON_H
+
+#include "kbench.h"
+
+enum { AT_Q, AT_K, AT_V }; /* inputs */
+enum { AT_O };             /* outputs */
+
+/* Parameters both families start with, in this order (AT_COMMON_PARAMS below). */
+enum { AT_HEADS, AT_KV_HEADS, AT_HEAD_DIM };
+
+#define AT_MAX_HEADS 256
+
+/* ... as initializers of kb_family.params. */
+#define AT_COMMON_PARAMS                                                       \
+    {"heads", 32, 1, AT_MAX_HEADS, "query heads"},                            \
+    {"kv_heads", 8, 1, AT_MAX_HEADS, "key/value heads; divides heads (GQA)"}, \
+    {"head_dim", 128, 64, 256, "head size D: 64, 128 or 256"}
+
+typedef struct kb_attn_shape {
+    int64_t heads, kv_heads, D;
+    int64_t n_q, p0, T; /* T = p0 + n_q: cached positions, the queries' own included */
+    int kv_f16;         /* 1: K/V cache in f16, 0: f32 */
+} kb_attn_shape;
+
+/* The shape of a case of each family (parameters in that family's order). */
+void kb_attn_decode_shape(const int64_t *p, kb_attn_shape *s);
+void kb_attn_prefill_shape(const int64_t *p, kb_attn_shape *s);
+
+int kb_attn_validate(const kb_attn_shape *s, char *err, size_t errlen);
+int kb_attn_describe(const kb_attn_shape *s, kb_tensor *in, int *n_in, kb_tensor *out,
+                     int *n_out);
+void kb_attn_generate(const kb_attn_shape *s, kb_tensor *in, kb_rng *rng);
+void kb_attn_reference(const kb_attn_shape *s, const kb_tensor *in, kb_tensor *out);
+double kb_attn_bytes(const kb_attn_shape *s);
+double kb_attn_flops(const kb_attn_shape *s);
+
+#define AT_ROTATE ((1u << AT_K) | (1u << AT_V)) /* the cache is what a call streams */
+
+/* f32 arithmetic over exact f16->f32 operands: the error is f32 rounding in dot products of
+ * length D, exp and sums over up to T positions. Measured NMSE stays below 1e-11 (T = 32768,
+ * D = 256); 1e-8 leaves room for other summation orders without hiding a real bug (a single
+ * wrong position or a missed rescale costs 1e-4 or more). */
+#define AT_TOL_NMSE 1e-8
+
+#endif

@@ -1,0 +1,75 @@
+/* attn_prefill: n_q queries at positions p0..p0+n_q-1, causal (query i attends to 0..p0+i),
+ * over a cache of T = p0 + n_q positions that already holds the new keys (KERNELS.md 4). */
+#include "attn_common.h"
+
+enum { AP_NQ = AT_HEAD_DIM + 1, AP_P0, AP_KV_F16 };
+
+void kb_attn_prefill_shape(const int64_t *p, kb_attn_shape *s)
+{
+    *s = (kb_attn_shape){.heads = p[AT_HEADS],
+                         .kv_heads = p[AT_KV_HEADS],
+                         .D = p[AT_HEAD_DIM],
+                         .n_q = p[AP_NQ],
+                         .p0 = p[AP_P0],
+                         .T = p[AP_P0] + p[AP_NQ],
+                         .kv_f16 = (int)p[AP_KV_F16]};
+}
+
+#define SHAPE(p)            \
+    kb_attn_shape s;        \
+    kb_attn_prefill_shape(p, &s)
+
+static int validate(const int64_t *p, char *err, size_t n)
+{
+    SHAPE(p);
+    return kb_attn_validate(&s, err, n);
+}
+
+static int describe(const int64_t *p, kb_tensor *in, int *ni, kb_tensor *out, int *no)
+{
+    SHAPE(p);
+    return kb_attn_describe(&s, in, ni, out, no);
+}
+
+static void generate(const int64_t *p, kb_tensor *in, kb_rng *rng)
+{
+    SHAPE(p);
+    kb_attn_generate(&s, in, rng);
+}
+
+static void reference(const int64_t *p, const kb_tensor *in, kb_tensor *out)
+{
+    SHAPE(p);
+    kb_attn_reference(&s, in, out);
+}
+
+static double bytes(const int64_t *p)
+{
+    SHAPE(p);
+    return kb_attn_bytes(&s);
+}
+
+static double flops(const int64_t *p)
+{
+    SHAPE(p);
+    return kb_attn_flops(&s);
+}
+
+const kb_family kb_family_attn_prefill = {
+    .name = "attn_prefill",
+    .suite = "attention",
+    .help = "causal prefill attention: n_q queries after p0 cached positions (GQA, f16/f32 cache)",
+    .nparams = 6,
+    .params = {AT_COMMON_PARAMS,
+               {"n_q", 512, 1, 1 << 16, "queries (new tokens), at positions p0..p0+n_q-1"},
+               {"p0", 0, 0, 1 << 20, "positions already cached before the first query"},
+               {"kv_f16", 1, 0, 1, "1: K/V cache in f16, 0: in f32"}},
+    .validate = validate,
+    .describe = describe,
+    .generate = generate,
+    .reference = reference,
+    .bytes = bytes,
+    .flops = flops,
+    .rotate_mask = AT_ROTATE,
+    .tol_nmse = AT_TOL_NMSE,
+};

@@ -1,0 +1,98 @@
+/* The Vulkan attention implementations against the reference (lavapipe on machines without a
+ * GPU): decode with T = 1, lengths that end mid-tile and span several splits, every head_dim,
+ * GQA ratios 1/4/16 (16 takes two head chunks per kv head), f16 and f32 caches; prefill with
+ * n_q = 1, partial query blocks, p0 > 0 and diagonal tiles. Skipped, with the reason, when the
+ * machine has no Vulkan device. */
+#include <stdlib.h>
+
+#include "kbtest.h"
+
+static void check_vk(const char *const *lines, int n)
+{
+    kb_case_list cl = {0};
+    kbt_cases(&cl, lines, n);
+    kb_options o;
+    kb_options_default(&o);
+    o.check_only = 1;
+    o.impl_re = "^vk$";
+    kb_results r = {0};
+    int bad = kb_run(&o, &cl, &r);
+    kbt_print_failures(&r);
+    int passed = 0, skipped = 0;
+    for (int i = 0; i < r.n; i++) {
+        passed += r.v[i].status == KB_PASS;
+        skipped += r.v[i].status == KB_SKIP;
+    }
+    if (passed == 0 && skipped > 0 && bad == 0) {
+        print_message("no Vulkan device: %s\n", r.vk_status);
+        kb_results_free(&r);
+        kb_case_list_free(&cl);
+        skip();
+    }
+    assert_int_equal(bad, 0);
+    assert_true(passed > 0);
+    kb_results_free(&r);
+    kb_case_list_free(&cl);
+}
+
+static void test_vk_decode_lengths(void **st)
+{
+    (void)st;
+    static const char *const lines[] = {
+        "attn_decode heads=4 kv_heads=1 head_dim=64,128,256 T=1,2,17,129,300 kv_f16=0,1",
+    };
+    check_vk(lines, 1);
+}
+
+static void test_vk_decode_gqa(void **st)
+{
+    (void)st;
+    static const char *const lines[] = {
+        "attn_decode heads=16 kv_heads=16,4,1 head_dim=128 T=1,57,1000 kv_f16=0,1",
+        "attn_decode heads=6 kv_heads=2 head_dim=64 T=13,200 kv_f16=1",
+        "attn_decode heads=12 kv_heads=1 head_dim=64 T=77 kv_f16=0",
+    };
+    check_vk(lines, 3);
+}
+
+/* Few splits of many tiles each (KB_VK_ATTN_SPLITS), then the automatic choice. */
+static void test_vk_decode_splits(void **st)
+{
+    (void)st;
+    static const char *const lines[] = {
+        "attn_decode heads=8 kv_heads=2 head_dim=128,256 T=1000,4099 kv_f16=0,1",
+    };
+    setenv("KB_VK_ATTN_SPLITS", "3", 1);
+    check_vk(lines, 1);
+    unsetenv("KB_VK_ATTN_SPLITS");
+    check_vk(lines, 1);
+}
+
+static void test_vk_prefill(void **st)
+{
+    (void)st;
+    static const char *const lines[] = {
+        "attn_prefill heads=4 kv_heads=1 head_dim=64,128,256 n_q=1,5,33,70 p0=0,3 kv_f16=0,1",
+        "attn_prefill heads=6 kv_heads=3,2 head_dim=64 n_q=11,30 p0=0,41 kv_f16=1",
+    };
+    check_vk(lines, 2);
+}
+
+static void test_vk_prefill_long(void **st)
+{
+    (void)st;
+    static const char *const lines[] = {
+        "attn_prefill heads=8 kv_heads=2 head_dim=128 n_q=130 p0=0,300 kv_f16=0,1",
+    };
+    check_vk(lines, 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_vk_decode_lengths), cmocka_unit_test(test_vk_decode_gqa),
+        cmocka_unit_test(test_vk_decode_splits),  cmocka_unit_test(test_vk_prefill),
+        cmocka_unit_test(test_vk_prefill_long),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
