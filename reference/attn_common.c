@@ -10,7 +10,8 @@
 int kb_attn_validate(const kb_attn_shape *s, char *err, size_t errlen)
 {
     if (s->kv_heads > s->heads || s->heads % s->kv_heads != 0) {
-        snprintf(err, errlen, "heads=%lld is not a multiple of kv_heads=%lld (GQA groups are whole)",
+        snprintf(err, errlen,
+                 "heads=%lld is not a multiple of kv_heads=%lld (GQA groups are whole)",
                  (long long)s->heads, (long long)s->kv_heads);
         return -1;
     }
@@ -19,9 +20,10 @@ int kb_attn_validate(const kb_attn_shape *s, char *err, size_t errlen)
         return -1;
     }
     if (s->T * s->kv_heads * s->D > AT_MAX_CACHE_ELEMS) {
-        snprintf(err, errlen, "the K/V cache of T=%lld x kv_heads=%lld x head_dim=%lld exceeds %lld "
-                 "elements per tensor", (long long)s->T, (long long)s->kv_heads, (long long)s->D,
-                 AT_MAX_CACHE_ELEMS);
+        snprintf(err, errlen,
+                 "the K/V cache of T=%lld x kv_heads=%lld x head_dim=%lld exceeds %lld elements "
+                 "per tensor",
+                 (long long)s->T, (long long)s->kv_heads, (long long)s->D, AT_MAX_CACHE_ELEMS);
         return -1;
     }
     return 0;

@@ -3,8 +3,9 @@
  * the next tile prefetched in address order) with 16-lane vectors along D: the score
  * accumulators fold to 8 lanes and join the same lane pattern, so the softmax step, rescale
  * and records are the shared AVX2 helpers of attn_decode_x86.h; P V keeps GB heads x 64
- * elements of D in up to 16 of the 32 registers. Written for and checked on AVX-512 machines
- * (not runnable on the AVX2 development machine, where it reports itself unavailable). */
+ * elements of D in up to 16 of the 32 registers. Not runnable on the AVX2 development machine
+ * (it reports itself unavailable there); its logic was checked there against the reference
+ * with these intrinsics emulated on AVX2. */
 #include "attn_decode_x86.h"
 
 #define TILE KB_DEC_TILE
@@ -136,11 +137,11 @@ KB_TARGET_AVX512 KB_INLINE void cell(const kb_dec_job *J, int64_t c, int64_t j0,
                       GB);
 }
 
-#define CELL(GB, F16)                                                                      \
+#define CELL(GB, F16)                                                                        \
     KB_TARGET_AVX512 static void cell_##GB##_##F16(const kb_dec_job *J, int64_t c, int64_t j0, \
-                                                 int64_t j1, int64_t kv0, int64_t kv1)     \
-    {                                                                                      \
-        cell(J, c, j0, j1, kv0, kv1, GB, F16);                                             \
+                                                   int64_t j1, int64_t kv0, int64_t kv1)     \
+    {                                                                                        \
+        cell(J, c, j0, j1, kv0, kv1, GB, F16);                                               \
     }
 CELL(1, 0)
 CELL(1, 1)

@@ -3,8 +3,8 @@
  * tile converted and transposed to [D][32] (8x8 transposes), V converted to [32][D]; scores and
  * P V as register-blocked outer products of 8 rows x 32 columns (16 accumulators of the 32
  * registers); the online softmax per row on two 16-lane vectors, the causal mask as a lane
- * mask. Written for and checked on AVX-512 machines (not runnable on the AVX2 development
- * machine, where it reports itself unavailable). */
+ * mask. Not runnable on the AVX2 development machine (it reports itself unavailable there); its
+ * logic was checked there against the reference with these intrinsics emulated on AVX2. */
 #include "attn_prefill_plan.h"
 #include "attn_x86.h"
 
