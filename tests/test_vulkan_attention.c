@@ -1,8 +1,9 @@
 /* The Vulkan attention implementations against the reference (lavapipe on machines without a
  * GPU): decode with T = 1, lengths that end mid-tile and span several splits, every head_dim,
- * GQA ratios 1/4/16 (16 takes two head chunks per kv head), f16 and f32 caches; prefill with
- * n_q = 1, partial query blocks, p0 > 0 and diagonal tiles. Skipped, with the reason, when the
- * machine has no Vulkan device. */
+ * GQA ratios 1/2/3/4/16 (16 takes two head chunks per kv head), f16 and f32 caches, for both
+ * pass-1 variants (staged with several tile sizes, and direct: KB_VK_ATTN_DECODE); prefill
+ * with n_q = 1, partial query blocks, p0 > 0 and diagonal tiles. Skipped, with the reason,
+ * when the machine has no Vulkan device. */
 #include <stdlib.h>
 
 #include "kbtest.h"
@@ -35,27 +36,74 @@ static void check_vk(const char *const *lines, int n)
     kb_case_list_free(&cl);
 }
 
+/* The decode tests' environment variables, cleared after each (also after a failure). */
+static int dec_env_clear(void **st)
+{
+    (void)st;
+    unsetenv("KB_VK_ATTN_DECODE");
+    unsetenv("KB_VK_ATTN_SPLITS");
+    unsetenv("KB_VK_ATTN_RESCALE");
+    return 0;
+}
+
+static const char *const DEC_LENGTHS[] = {
+    "attn_decode heads=4 kv_heads=1 head_dim=64,128,256 T=1,2,17,129,300 kv_f16=0,1",
+};
+
+/* GQA 1, 4, 16 (two chunks of 8), 3, 12 (chunks of 8 and 4), 2; 16 at D = 256 takes a smaller
+ * staged tile where shared memory is 32 KiB (lavapipe). */
+static const char *const DEC_GQA[] = {
+    "attn_decode heads=16 kv_heads=16,4,1 head_dim=128 T=1,57,1000 kv_f16=0,1",
+    "attn_decode heads=6 kv_heads=2 head_dim=64 T=13,200 kv_f16=1",
+    "attn_decode heads=12 kv_heads=1 head_dim=64 T=77 kv_f16=0",
+    "attn_decode heads=8 kv_heads=4 head_dim=256 T=1,300 kv_f16=0,1",
+    "attn_decode heads=16 kv_heads=1 head_dim=256 T=2,1000 kv_f16=1",
+};
+
 static void test_vk_decode_lengths(void **st)
 {
     (void)st;
-    static const char *const lines[] = {
-        "attn_decode heads=4 kv_heads=1 head_dim=64,128,256 T=1,2,17,129,300 kv_f16=0,1",
-    };
-    check_vk(lines, 1);
+    check_vk(DEC_LENGTHS, 1);
 }
 
 static void test_vk_decode_gqa(void **st)
 {
     (void)st;
-    static const char *const lines[] = {
-        "attn_decode heads=16 kv_heads=16,4,1 head_dim=128 T=1,57,1000 kv_f16=0,1",
-        "attn_decode heads=6 kv_heads=2 head_dim=64 T=13,200 kv_f16=1",
-        "attn_decode heads=12 kv_heads=1 head_dim=64 T=77 kv_f16=0",
-    };
-    check_vk(lines, 3);
+    check_vk(DEC_GQA, 5);
 }
 
-/* Few splits of many tiles each (KB_VK_ATTN_SPLITS), then the automatic choice. */
+/* The direct pass 1 (attn_decode.comp) on the same cases. */
+static void test_vk_decode_direct(void **st)
+{
+    (void)st;
+    setenv("KB_VK_ATTN_DECODE", "direct", 1);
+    check_vk(DEC_LENGTHS, 1);
+    check_vk(DEC_GQA, 5);
+}
+
+/* Staged tiles other than the default: more A threads per row (down to one unit each, 64 per
+ * row at D = 256 f32) and fewer rows per lane; then a rescale at every rise of a lane's max
+ * (random scores rarely rise by the default slack after a lane's first row). */
+static void test_vk_decode_staged_tiles(void **st)
+{
+    (void)st;
+    static const char *const lines[] = {
+        "attn_decode heads=8 kv_heads=2 head_dim=64,128,256 T=1,100,1000 kv_f16=0,1",
+        "attn_decode heads=16 kv_heads=1 head_dim=128 T=300 kv_f16=1",
+    };
+    static const char *const tiles[] = {"staged:1", "staged:2", "staged:4"};
+    for (int i = 0; i < 3; i++) {
+        setenv("KB_VK_ATTN_DECODE", tiles[i], 1);
+        check_vk(lines, 2);
+    }
+    unsetenv("KB_VK_ATTN_DECODE");
+    setenv("KB_VK_ATTN_RESCALE", "0", 1);
+    check_vk(lines, 2);
+    check_vk(DEC_GQA, 5);
+}
+
+/* Few splits of many tiles each (KB_VK_ATTN_SPLITS; staged, then direct), then the automatic
+ * choice. */
 static void test_vk_decode_splits(void **st)
 {
     (void)st;
@@ -64,6 +112,9 @@ static void test_vk_decode_splits(void **st)
     };
     setenv("KB_VK_ATTN_SPLITS", "3", 1);
     check_vk(lines, 1);
+    setenv("KB_VK_ATTN_DECODE", "direct", 1);
+    check_vk(lines, 1);
+    unsetenv("KB_VK_ATTN_DECODE");
     unsetenv("KB_VK_ATTN_SPLITS");
     check_vk(lines, 1);
 }
@@ -90,8 +141,12 @@ static void test_vk_prefill_long(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_vk_decode_lengths), cmocka_unit_test(test_vk_decode_gqa),
-        cmocka_unit_test(test_vk_decode_splits),  cmocka_unit_test(test_vk_prefill),
+        cmocka_unit_test_teardown(test_vk_decode_lengths, dec_env_clear),
+        cmocka_unit_test_teardown(test_vk_decode_gqa, dec_env_clear),
+        cmocka_unit_test_teardown(test_vk_decode_direct, dec_env_clear),
+        cmocka_unit_test_teardown(test_vk_decode_staged_tiles, dec_env_clear),
+        cmocka_unit_test_teardown(test_vk_decode_splits, dec_env_clear),
+        cmocka_unit_test(test_vk_prefill),
         cmocka_unit_test(test_vk_prefill_long),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

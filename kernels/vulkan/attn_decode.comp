@@ -1,5 +1,6 @@
 #version 450
-/* Decode attention, pass 1 of split-KV flash decoding (attn_vk.c; pass 2 is
+/* Decode attention, pass 1 of split-KV flash decoding, direct variant (attn_vk.c runs it with
+ * KB_VK_ATTN_DECODE=direct, or where attn_decode_staged.comp does not fit; pass 2 is
  * attn_decode_combine.comp). A workgroup owns one split (a range of positions) of one kv head
  * and GH of the query heads that read it, so every K/V row is read from memory once per GQA
  * group. It walks its positions in tiles of WG:

@@ -1,10 +1,17 @@
 /* Vulkan attention (KERNELS.md section 4), f32 arithmetic, K/V cache in f16 (read as 32-bit
  * words and unpacked) or f32.
- *   attn_decode: split-KV flash decoding. attn_decode.comp gives every (split, kv head, chunk
- *     of its query heads) a workgroup that leaves per-head records (m, l, o); after a barrier
+ *   attn_decode: split-KV flash decoding. Pass 1 gives every (split, kv head, chunk of its
+ *     query heads) a workgroup that leaves per-head records (m, l, o); after a barrier
  *     attn_decode_combine.comp merges the splits of each head. The split length is a multiple
- *     of the 128-position tile, chosen so that about DEC_TARGET_WG workgroups fill the GPU
- *     (KB_VK_ATTN_SPLITS=N overrides the number of splits, for tuning).
+ *     of 128 positions, chosen so that about DEC_TARGET_WG workgroups fill the GPU
+ *     (KB_VK_ATTN_SPLITS=N overrides the number of splits, for tuning). Pass 1 is
+ *     attn_decode_staged.comp (coalesced loads a tile ahead, K staged in shared memory) with
+ *     DEC_LPT rows per lane per tile, halved until its shared memory fits, else
+ *     attn_decode.comp (a thread per K row, no staging). KB_VK_ATTN_DECODE=direct forces
+ *     attn_decode.comp, =staged:N the staged one with N rows per lane (1, 2, 4, 8 or 16; at
+ *     most the 16-byte units of a row), so both can be timed on one device.
+ *     KB_VK_ATTN_RESCALE=X sets the staged shader's lazy-rescale slack (log2 units, 0 .. 32,
+ *     default DEC_SLACK; tests use 0, which rescales at every rise of a lane's max).
  *   attn_prefill: attn_prefill.comp, one workgroup per (block of queries, head), K/V tiles in
  *     shared memory; the block and tile sizes are the largest of a fixed list that fit the
  *     device's shared memory.
@@ -18,10 +25,13 @@
 #include "attn_common.h"
 #include "attn_decode.spv.h"
 #include "attn_decode_combine.spv.h"
+#include "attn_decode_staged.spv.h"
 #include "attn_prefill.spv.h"
 #include "vk.h"
 
-#define DEC_WG 128        /* threads and positions per tile of attn_decode.comp */
+#define DEC_WG 128        /* threads of pass 1; positions per tile of attn_decode.comp */
+#define DEC_LPT 8         /* staged rows per lane per tile: 16 KiB of K and of V per tile */
+#define DEC_SLACK 8.0f    /* staged: p <= 2^DEC_SLACK between rescales */
 #define DEC_GH_MAX 8      /* query heads per workgroup at most */
 #define DEC_TARGET_WG 1024 /* workgroups pass 1 aims for (H100: 132 SMs x ~8) */
 
@@ -92,6 +102,32 @@ static float log2e_scale(int64_t D) { return (float)(1.4426950408889634 / sqrt((
 
 /* ---- decode ---- */
 
+/* KB_VK_ATTN_DECODE: the staged pass 1's rows per lane per tile (0: automatic), -1 for the
+ * direct one, or -2 after writing why the value is not understood. */
+static int dec_variant(char *err, size_t errlen)
+{
+    const char *e = getenv("KB_VK_ATTN_DECODE");
+    unsigned n;
+    char tail;
+    if (!e || !*e || strcmp(e, "staged") == 0)
+        return 0;
+    if (strcmp(e, "direct") == 0)
+        return -1;
+    if (sscanf(e, "staged:%u%c", &n, &tail) == 1 && n >= 1 && n <= 16 && (n & (n - 1)) == 0)
+        return (int)n;
+    snprintf(err, errlen,
+             "KB_VK_ATTN_DECODE=%s: expected staged, staged:N (N = 1, 2, 4, 8, 16) or direct", e);
+    return -2;
+}
+
+/* Shared memory of attn_decode_staged.comp (its declarations, in order). */
+static uint64_t dec_staged_shared(uint32_t lpt, uint32_t D, uint32_t gh, uint32_t kv_f16)
+{
+    const uint64_t nu = D / (kv_f16 ? 8 : 4), r = DEC_WG / nu, gh4 = (gh + 3) / 4;
+    return (uint64_t)gh * D * 4 + r * lpt * (nu + 1) * 16 + DEC_WG * gh4 * 16 +
+           2 * r * gh4 * 16 + r * D * 4;
+}
+
 static void *dec_prepare(const kb_env *env, const kb_case *c, const kb_tensor *in,
                          const kb_tensor *out, char *err, size_t errlen)
 {
@@ -125,13 +161,50 @@ static void *dec_prepare(const kb_env *env, const kb_case *c, const kb_tensor *i
     }
 
     const uint32_t kv_f16 = (uint32_t)sh.kv_f16, D = (uint32_t)sh.D;
-    const uint32_t sg_min = L->subgroup_min < DEC_WG ? L->subgroup_min : DEC_WG;
-    const uint32_t spec1[5] = {DEC_WG, sg_min, D, gh, kv_f16};
-    const uint32_t spec2[1] = {D};
-    kb_vk_pipe *p1 = kb_vk_pipe_get(vk, kb_spv_attn_decode, sizeof kb_spv_attn_decode, 5,
-                                    sizeof(dec_push), spec1, 5, err, errlen);
+    const uint32_t nu = D / (kv_f16 ? 8 : 4); /* 16-byte units per row: 8 .. 64 */
+    const int variant = dec_variant(err, errlen);
+    if (variant == -2)
+        return NULL;
+    uint32_t lpt = 0; /* staged rows per lane per tile; 0: direct */
+    if (variant >= 0) {
+        const uint32_t asked = (uint32_t)(variant ? variant : DEC_LPT);
+        const uint32_t lpt0 = asked < nu ? asked : nu; /* at least one unit per A thread */
+        lpt = lpt0;
+        while (lpt > 0 && dec_staged_shared(lpt, D, gh, kv_f16) > L->max_shared_bytes)
+            lpt = variant ? 0 : lpt / 2;
+        if (variant > 0 && lpt == 0) {
+            snprintf(err, errlen, "staged decode with %u rows per lane needs %llu bytes of "
+                     "shared memory, the device has %u", lpt0,
+                     (unsigned long long)dec_staged_shared(lpt0, D, gh, kv_f16),
+                     L->max_shared_bytes);
+            return NULL;
+        }
+    }
+    kb_vk_pipe *p1;
+    if (lpt > 0) {
+        float slack = DEC_SLACK;
+        const char *e = getenv("KB_VK_ATTN_RESCALE");
+        if (e && *e) {
+            char *end;
+            slack = strtof(e, &end);
+            if (*end || !(slack >= 0.0f && slack <= 32.0f)) {
+                snprintf(err, errlen, "KB_VK_ATTN_RESCALE=%s: expected a number in 0 .. 32", e);
+                return NULL;
+            }
+        }
+        uint32_t spec1[6] = {DEC_WG, D, gh, kv_f16, lpt, 0};
+        memcpy(&spec1[5], &slack, sizeof slack); /* a float specialization constant */
+        p1 = kb_vk_pipe_get(vk, kb_spv_attn_decode_staged, sizeof kb_spv_attn_decode_staged, 5,
+                            sizeof(dec_push), spec1, 6, err, errlen);
+    } else {
+        const uint32_t sg_min = L->subgroup_min < DEC_WG ? L->subgroup_min : DEC_WG;
+        const uint32_t spec1[5] = {DEC_WG, sg_min, D, gh, kv_f16};
+        p1 = kb_vk_pipe_get(vk, kb_spv_attn_decode, sizeof kb_spv_attn_decode, 5,
+                            sizeof(dec_push), spec1, 5, err, errlen);
+    }
     if (!p1)
         return NULL;
+    const uint32_t spec2[1] = {D};
     kb_vk_pipe *p2 = kb_vk_pipe_get(vk, kb_spv_attn_decode_combine,
                                     sizeof kb_spv_attn_decode_combine, 3, sizeof(comb_push),
                                     spec2, 1, err, errlen);
