@@ -7,13 +7,7 @@
  * chains per token, software prefetch ahead; tokens > 1 reuse each converted weight block from
  * registers for all tokens. Written for AVX-512 machines; the distances are those tuned for the
  * AVX2 kernels on Zen 3. */
-#include "ggml_formats.h"
-#include "matvec_common.h"
-#include "simd_x86.h"
-
-/* Software prefetch distance, bytes ahead in the row stream: three lines per 136-byte quad
- * (two left every ninth line to the hardware prefetcher, measurably slower on Zen 3). */
-#define PF_DIST 2048
+#include "mvq_cpu.h"
 
 /* One block (p: its scale), scale d, T tokens of x at xb (token stride cols). */
 KB_TARGET_AVX512 KB_INLINE void block(const uint8_t *p, __m512 d, const float *xb, int64_t cols,
@@ -31,10 +25,10 @@ KB_TARGET_AVX512 KB_INLINE void block(const uint8_t *p, __m512 d, const float *x
     }
 }
 
-/* Row r, T tokens (a constant where inlined for one token); acc: 2 * T vectors,
- * acc[(b & 1) * T + t]. */
-KB_TARGET_AVX512 KB_INLINE void row(const kb_mv_job *j, int64_t r, const int T, __m512 *acc)
+/* Row r, T tokens (a constant where inlined for one token); acc[(b & 1) * T + t]. */
+KB_TARGET_AVX512 KB_INLINE void row(const kb_mv_job *j, int64_t r, const int T)
 {
+    __m512 acc[2 * MV_MAX_TOKENS];
     const int64_t nb = j->nb, cols = j->cols, bs = (int64_t)sizeof(block_q8_0);
     const uint8_t *w = j->w + r * j->row_bytes;
     float dbuf[4] __attribute__((aligned(16)));
@@ -43,9 +37,7 @@ KB_TARGET_AVX512 KB_INLINE void row(const kb_mv_job *j, int64_t r, const int T, 
     int64_t b = 0;
     for (; b + 4 <= nb; b += 4) {
         const uint8_t *p = w + b * bs;
-        _mm_prefetch((const char *)(p + PF_DIST), _MM_HINT_T0);
-        _mm_prefetch((const char *)(p + PF_DIST + 64), _MM_HINT_T0);
-        _mm_prefetch((const char *)(p + PF_DIST + 128), _MM_HINT_T0);
+        mvq_prefetch3(p);
         _mm_store_ps(dbuf, kb_f16x4(p, bs));
         const float *xb = j->x + b * QK;
         block(p, _mm512_set1_ps(dbuf[0]), xb, cols, T, acc);
@@ -62,44 +54,7 @@ KB_TARGET_AVX512 KB_INLINE void row(const kb_mv_job *j, int64_t r, const int T, 
         j->y[t * j->rows + r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[t], acc[T + t]));
 }
 
-KB_TARGET_AVX512 static void rows_1(const kb_mv_job *j, int64_t lo, int64_t hi)
-{
-    __m512 acc[2];
-    for (int64_t r = lo; r < hi; r++)
-        row(j, r, 1, acc);
-}
-
-KB_TARGET_AVX512 static void rows_T(const kb_mv_job *j, int64_t lo, int64_t hi)
-{
-    __m512 acc[2 * MV_MAX_TOKENS];
-    for (int64_t r = lo; r < hi; r++)
-        row(j, r, (int)j->tokens, acc);
-}
-
-static void task(void *arg, int tid, int nthreads)
-{
-    const kb_mv_job *j = arg;
-    int64_t lo, hi;
-    kb_split(j->rows, 1, tid, nthreads, &lo, &hi);
-    if (j->tokens == 1)
-        rows_1(j, lo, hi);
-    else
-        rows_T(j, lo, hi);
-}
-
-static void run(const kb_case *c, const kb_tensor *in, kb_tensor *out, kb_pool *pool)
-{
-    const int64_t rows = c->p[MV_ROWS], cols = c->p[MV_COLS], tokens = c->p[MV_TOKENS];
-    kb_mv_job j = {.w = in[MV_W].data,
-                   .x = in[MV_X].data,
-                   .y = out[MV_Y].data,
-                   .rows = rows,
-                   .cols = cols,
-                   .tokens = tokens,
-                   .nb = cols / QK,
-                   .row_bytes = cols / QK * (int64_t)sizeof(block_q8_0)};
-    kb_pool_run(pool, task, &j);
-}
+MVQ_KERNEL(KB_TARGET_AVX512, block_q8_0)
 
 static const char *available(const kb_env *env)
 {

@@ -1,69 +1,18 @@
-/* read, AVX-512: the streaming-read yardstick. Each thread sums its contiguous share of x with
- * eight independent f32 zmm accumulators (128 floats per iteration); every 4096 floats the accumulators are
- * folded into a double, so the f32 error stays that of a 512-term sum. Thread partials (double)
- * are combined in thread-id order. */
+/* read, AVX-512: the streaming-read yardstick of read_x86.h on zmm (128 floats per iteration). */
 #include "simd_x86.h"
 
-#define CHUNK 4096 /* floats between folds into double */
-#define MAX_STACK_THREADS 256
+#define READ_TARGET KB_TARGET_AVX512
+#define READ_BITS 512
 
-typedef struct {
-    const float *x;
-    int64_t n;
-    double *part;
-} read_job;
-
-KB_TARGET_AVX512 static double sum_range(const float *x, int64_t n)
+READ_TARGET KB_INLINE double read_fold(__m512 s)
 {
-    double total = 0.0;
-    int64_t i = 0;
-    while (n - i >= 128) {
-        int64_t end = i + CHUNK <= n ? i + CHUNK : n - (n - i) % 128;
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
-               a7 = a0;
-        for (; i < end; i += 128) {
-            a0 = _mm512_add_ps(a0, _mm512_loadu_ps(x + i));
-            a1 = _mm512_add_ps(a1, _mm512_loadu_ps(x + i + 16));
-            a2 = _mm512_add_ps(a2, _mm512_loadu_ps(x + i + 32));
-            a3 = _mm512_add_ps(a3, _mm512_loadu_ps(x + i + 48));
-            a4 = _mm512_add_ps(a4, _mm512_loadu_ps(x + i + 64));
-            a5 = _mm512_add_ps(a5, _mm512_loadu_ps(x + i + 80));
-            a6 = _mm512_add_ps(a6, _mm512_loadu_ps(x + i + 96));
-            a7 = _mm512_add_ps(a7, _mm512_loadu_ps(x + i + 112));
-        }
-        __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
-                                 _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
-        __m512d d = _mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(s)),
-                                  _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(
-                                      _mm512_castps_pd(s), 1))));
-        total += _mm512_reduce_add_pd(d);
-    }
-    for (; i < n; i++)
-        total += x[i];
-    return total;
+    __m512d d = _mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(s)),
+                              _mm512_cvtps_pd(_mm256_castpd_ps(
+                                  _mm512_extractf64x4_pd(_mm512_castps_pd(s), 1))));
+    return _mm512_reduce_add_pd(d);
 }
 
-static void task(void *arg, int tid, int nthreads)
-{
-    const read_job *j = arg;
-    int64_t lo, hi;
-    kb_split(j->n, 128, tid, nthreads, &lo, &hi);
-    j->part[tid] = sum_range(j->x + lo, hi - lo);
-}
-
-static void run(const kb_case *c, const kb_tensor *in, kb_tensor *out, kb_pool *pool)
-{
-    (void)c;
-    int n = kb_pool_size(pool);
-    double stack_part[MAX_STACK_THREADS];
-    double *part = n <= MAX_STACK_THREADS ? stack_part : kb_scratch((size_t)n * sizeof(double));
-    read_job j = {.x = in[0].data, .n = kb_tensor_numel(&in[0]), .part = part};
-    kb_pool_run(pool, task, &j);
-    double s = 0.0;
-    for (int t = 0; t < n; t++)
-        s += part[t];
-    *(float *)out[0].data = (float)s;
-}
+#include "read_x86.h"
 
 static const char *available(const kb_env *env)
 {
