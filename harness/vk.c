@@ -62,6 +62,7 @@ struct kb_vk {
     int npipes;
     int stats; /* KB_VK_PIPELINE_STATS set: report compiled-shader statistics */
     int float16; /* shaderFloat16 enabled */
+    int coopmat_nv; /* VK_NV_cooperative_matrix enabled, with f16 16x16x16 -> f32 */
     kb_vk_limits lim;
     char desc[1024];
 };
@@ -329,6 +330,10 @@ static void fill_limits(struct kb_vk *vk)
     o->timestamps = vk->ts_mask != 0 && l->timestampPeriod > 0;
     o->is_cpu = d->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
     o->float16 = vk->float16;
+    o->coopmat_nv = vk->coopmat_nv &&
+                    (d->sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                    (d->sg.supportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT) &&
+                    (d->sg.supportedOperations & VK_SUBGROUP_FEATURE_VOTE_BIT);
 }
 
 static int pick_device(devinfo *d, int n, int index, char *err, size_t errlen)
@@ -349,6 +354,34 @@ static int pick_device(devinfo *d, int n, int index, char *err, size_t errlen)
         if (type_rank(d[i].props.deviceType) < type_rank(d[best].props.deviceType))
             best = i;
     return best;
+}
+
+/* Whether the device lists f16 x f16 + f32 -> f32 products of 16x16x16 at subgroup scope
+ * among its cooperative-matrix shapes (what attn_cm.coopmat.comp uses). */
+static int coopmat_nv_f16_16x16(const struct kb_vk *vk)
+{
+    PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV get =
+        (PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV)vkGetInstanceProcAddr(
+            vk->inst, "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV");
+    uint32_t n = 0;
+    if (!get || get(vk->di.pd, &n, NULL) != VK_SUCCESS || n == 0)
+        return 0;
+    VkCooperativeMatrixPropertiesNV *p = calloc(n, sizeof *p);
+    if (!p)
+        return 0;
+    for (uint32_t i = 0; i < n; i++)
+        p[i].sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV;
+    int found = 0;
+    if (get(vk->di.pd, &n, p) == VK_SUCCESS)
+        for (uint32_t i = 0; i < n && !found; i++)
+            found = p[i].MSize == 16 && p[i].NSize == 16 && p[i].KSize == 16 &&
+                    p[i].AType == VK_COMPONENT_TYPE_FLOAT16_NV &&
+                    p[i].BType == VK_COMPONENT_TYPE_FLOAT16_NV &&
+                    p[i].CType == VK_COMPONENT_TYPE_FLOAT32_NV &&
+                    p[i].DType == VK_COMPONENT_TYPE_FLOAT32_NV &&
+                    p[i].scope == VK_SCOPE_SUBGROUP_NV;
+    free(p);
+    return found;
 }
 
 static int has_extension(VkPhysicalDevice pd, const char *name)
@@ -445,36 +478,68 @@ struct kb_vk *kb_vk_create(int device_index, char *err, size_t errlen)
     VkDeviceCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
                               .queueCreateInfoCount = 1,
                               .pQueueCreateInfos = &qci};
+    const char *exts[2];
+    uint32_t next = 0;
     /* Shader tuning aid: the driver's statistics (registers, spills) per pipeline. */
     VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR pef = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR};
-    const char *ext = VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME;
-    if (getenv("KB_VK_PIPELINE_STATS") && has_extension(vk->di.pd, ext)) {
+    const char *ext_stats = VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME;
+    if (getenv("KB_VK_PIPELINE_STATS") && has_extension(vk->di.pd, ext_stats)) {
         VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
                                         .pNext = &pef};
         vkGetPhysicalDeviceFeatures2(vk->di.pd, &f2);
         if (pef.pipelineExecutableInfo) {
             pef.pNext = NULL;
             dci.pNext = &pef;
-            dci.enabledExtensionCount = 1;
-            dci.ppEnabledExtensionNames = &ext;
+            exts[next++] = ext_stats;
             vk->stats = 1;
         }
     }
-    /* f16 arithmetic (calibrate's f16 peak; shaders that use it check limits.float16) */
+    /* Optional shader features, each enabled when offered: f16 arithmetic (calibrate's f16
+     * peak), and what the cooperative-matrix shaders need besides the extension (f16 storage
+     * buffers, the Vulkan memory model). */
     VkPhysicalDeviceShaderFloat16Int8Features f16f = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES};
+    VkPhysicalDevice16BitStorageFeatures s16 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES};
+    VkPhysicalDeviceVulkanMemoryModelFeatures vmm = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES};
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV cmf = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
     if (vk->di.api >= VK_API_VERSION_1_2) {
+        const int has_cm = has_extension(vk->di.pd, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
+        f16f.pNext = &s16;
+        s16.pNext = &vmm;
+        vmm.pNext = has_cm ? &cmf : NULL;
         VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
                                         .pNext = &f16f};
         vkGetPhysicalDeviceFeatures2(vk->di.pd, &f2);
-        if (f16f.shaderFloat16) {
-            f16f.shaderInt8 = VK_FALSE;
-            f16f.pNext = (void *)dci.pNext;
-            dci.pNext = &f16f;
-            vk->float16 = 1;
+        /* enable exactly what is needed of each structure, and nothing else */
+        f16f.shaderInt8 = VK_FALSE;
+        s16.uniformAndStorageBuffer16BitAccess = VK_FALSE;
+        s16.storagePushConstant16 = VK_FALSE;
+        s16.storageInputOutput16 = VK_FALSE;
+        vmm.vulkanMemoryModelDeviceScope = VK_FALSE;
+        vmm.vulkanMemoryModelAvailabilityVisibilityChains = VK_FALSE;
+        cmf.cooperativeMatrixRobustBufferAccess = VK_FALSE;
+        vk->float16 = f16f.shaderFloat16 == VK_TRUE;
+        vk->coopmat_nv = has_cm && cmf.cooperativeMatrix && f16f.shaderFloat16 &&
+                         s16.storageBuffer16BitAccess && vmm.vulkanMemoryModel &&
+                         coopmat_nv_f16_16x16(vk);
+        void *chain = (void *)dci.pNext;
+        f16f.pNext = chain;
+        s16.pNext = &f16f;
+        vmm.pNext = &s16;
+        chain = &vmm;
+        if (has_cm && cmf.cooperativeMatrix) {
+            cmf.pNext = chain;
+            chain = &cmf;
+            exts[next++] = VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
         }
+        dci.pNext = chain;
     }
+    dci.enabledExtensionCount = next;
+    dci.ppEnabledExtensionNames = next ? exts : NULL;
     VkResult r = vkCreateDevice(vk->di.pd, &dci, NULL, &vk->dev);
     if (r != VK_SUCCESS) {
         seterr(err, errlen, "vkCreateDevice(%s) failed: %s", vk->di.props.deviceName, vkres(r));

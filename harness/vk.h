@@ -42,6 +42,8 @@ typedef struct kb_vk_limits {
     int timestamps;              /* 1: GPU timestamps; 0: run times are wall time */
     int is_cpu;                  /* a CPU implementation (lavapipe, SwiftShader) */
     int float16;                 /* shaderFloat16 enabled: f16 arithmetic in shaders */
+    int coopmat_nv;              /* VK_NV_cooperative_matrix with f16 16x16x16 -> f32 products,
+                                  * f16 storage buffers, subgroup shuffle and vote */
 } kb_vk_limits;
 const kb_vk_limits *kb_vk_get_limits(const struct kb_vk *vk);
 

@@ -1,7 +1,8 @@
 /* The Vulkan attention implementations against the reference (lavapipe on machines without a
  * GPU): decode with T = 1, lengths that end mid-tile and span several splits, every head_dim,
  * GQA ratios 1/2/3/4/16 (16 takes two head chunks per kv head), f16 and f32 caches, for both
- * pass-1 variants (staged with several tile sizes, and direct: KB_VK_ATTN_DECODE); prefill
+ * pass-1 variants (direct, the default, and staged with several tile sizes:
+ * KB_VK_ATTN_DECODE); prefill
  * with n_q = 1, partial query blocks, p0 > 0 and diagonal tiles. Skipped, with the reason,
  * when the machine has no Vulkan device. */
 #include <stdlib.h>
@@ -72,11 +73,11 @@ static void test_vk_decode_gqa(void **st)
     check_vk(DEC_GQA, 5);
 }
 
-/* The direct pass 1 (attn_decode.comp) on the same cases. */
-static void test_vk_decode_direct(void **st)
+/* The staged pass 1 (attn_decode_staged.comp) on the same cases. */
+static void test_vk_decode_staged(void **st)
 {
     (void)st;
-    setenv("KB_VK_ATTN_DECODE", "direct", 1);
+    setenv("KB_VK_ATTN_DECODE", "staged", 1);
     check_vk(DEC_LENGTHS, 1);
     check_vk(DEC_GQA, 5);
 }
@@ -96,13 +97,13 @@ static void test_vk_decode_staged_tiles(void **st)
         setenv("KB_VK_ATTN_DECODE", tiles[i], 1);
         check_vk(lines, 2);
     }
-    unsetenv("KB_VK_ATTN_DECODE");
+    setenv("KB_VK_ATTN_DECODE", "staged", 1);
     setenv("KB_VK_ATTN_RESCALE", "0", 1);
     check_vk(lines, 2);
     check_vk(DEC_GQA, 5);
 }
 
-/* Few splits of many tiles each (KB_VK_ATTN_SPLITS; staged, then direct), then the automatic
+/* Few splits of many tiles each (KB_VK_ATTN_SPLITS; direct, then staged), then the automatic
  * choice. */
 static void test_vk_decode_splits(void **st)
 {
@@ -112,7 +113,7 @@ static void test_vk_decode_splits(void **st)
     };
     setenv("KB_VK_ATTN_SPLITS", "3", 1);
     check_vk(lines, 1);
-    setenv("KB_VK_ATTN_DECODE", "direct", 1);
+    setenv("KB_VK_ATTN_DECODE", "staged", 1);
     check_vk(lines, 1);
     unsetenv("KB_VK_ATTN_DECODE");
     unsetenv("KB_VK_ATTN_SPLITS");
@@ -143,7 +144,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_vk_decode_lengths, dec_env_clear),
         cmocka_unit_test_teardown(test_vk_decode_gqa, dec_env_clear),
-        cmocka_unit_test_teardown(test_vk_decode_direct, dec_env_clear),
+        cmocka_unit_test_teardown(test_vk_decode_staged, dec_env_clear),
         cmocka_unit_test_teardown(test_vk_decode_staged_tiles, dec_env_clear),
         cmocka_unit_test_teardown(test_vk_decode_splits, dec_env_clear),
         cmocka_unit_test(test_vk_prefill),

@@ -5,11 +5,12 @@
  *     attn_decode_combine.comp merges the splits of each head. The split length is a multiple
  *     of 128 positions, chosen so that about DEC_TARGET_WG workgroups fill the GPU
  *     (KB_VK_ATTN_SPLITS=N overrides the number of splits, for tuning). Pass 1 is
- *     attn_decode_staged.comp (coalesced loads a tile ahead, K staged in shared memory) with
- *     DEC_LPT rows per lane per tile, halved until its shared memory fits, else
- *     attn_decode.comp (a thread per K row, no staging). KB_VK_ATTN_DECODE=direct forces
- *     attn_decode.comp, =staged:N the staged one with N rows per lane (1, 2, 4, 8 or 16; at
- *     most the 16-byte units of a row), so both can be timed on one device.
+ *     attn_decode.comp (a thread per K row, no staging). KB_VK_ATTN_DECODE=staged[:N] runs
+ *     attn_decode_staged.comp instead (coalesced loads a tile ahead, K staged in shared
+ *     memory; N rows per lane per tile: 1, 2, 4, 8 or 16, at most the 16-byte units of a
+ *     row; without N, DEC_LPT halved until its shared memory fits). On the H100 it took
+ *     217 us where attn_decode.comp took 87 us (T = 32768, Llama-3-8B heads), hence not the
+ *     default; it stays for tuning on other devices.
  *     KB_VK_ATTN_RESCALE=X sets the staged shader's lazy-rescale slack (log2 units, 0 .. 32,
  *     default DEC_SLACK; tests use 0, which rescales at every rise of a lane's max).
  *   attn_prefill: attn_prefill.comp, one workgroup per (block of queries, head), K/V tiles in
@@ -109,10 +110,10 @@ static int dec_variant(char *err, size_t errlen)
     const char *e = getenv("KB_VK_ATTN_DECODE");
     unsigned n;
     char tail;
-    if (!e || !*e || strcmp(e, "staged") == 0)
-        return 0;
-    if (strcmp(e, "direct") == 0)
+    if (!e || !*e || strcmp(e, "direct") == 0)
         return -1;
+    if (strcmp(e, "staged") == 0)
+        return 0;
     if (sscanf(e, "staged:%u%c", &n, &tail) == 1 && n >= 1 && n <= 16 && (n & (n - 1)) == 0)
         return (int)n;
     snprintf(err, errlen,

@@ -1,0 +1,349 @@
+/* Vulkan attention on cooperative matrices ("vk_cm"): attn_cm.coopmat.comp (see its comment)
+ * for attn_prefill, and for attn_decode with split-KV records merged by
+ * attn_decode_combine.comp, as the scalar "vk" decode does. Optional twice over: built only
+ * where glslang compiles GL_NV_cooperative_matrix (KB_HAVE_COOPMAT_NV), run only on devices
+ * with VK_NV_cooperative_matrix f16 16x16x16 -> f32 (kb_vk_limits.coopmat_nv).
+ * Tuning: KB_VK_CM_TILE=NR,BK[,PREFETCH] (subgroups per workgroup, keys per subgroup and tile,
+ * next tile into registers) replaces the choice;
+ * KB_VK_ATTN_SPLITS=N sets the decode's number of key ranges; KB_VK_CM_RESCALE=X sets the
+ * shader's lazy-rescale threshold TH (log2 units, default 8; tests use 0, which rescales on
+ * every rise of a row's max, to exercise that path). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attn_common.h"
+#include "vk.h"
+
+#ifdef KB_HAVE_COOPMAT_NV
+#include <math.h>
+
+#include "attn_cm.spv.h"
+#include "attn_decode_combine.spv.h"
+
+#define CM_DEC_TARGET 2048 /* decode tasks (subgroups) to aim for: H100 132 SMs x ~16 */
+
+typedef struct cm_push {
+    uint32_t n_q, p0, T, H, hkv, G, nrows, nblk, nsplit, split_len;
+    float scale;
+} cm_push;
+
+typedef struct cm_state {
+    kb_vk_buf *q, *k, *v, *o, *part_o, *part_ml;
+    kb_vk_cmd *cmd;
+    uint64_t obytes; /* payload + guard */
+} cm_state;
+
+typedef struct cm_tile {
+    uint32_t nr, bk, prefetch;
+} cm_tile;
+
+static void cm_release(void *state)
+{
+    cm_state *s = state;
+    if (!s)
+        return;
+    kb_vk_cmd_destroy(s->cmd);
+    kb_vk_buf_destroy(s->q);
+    kb_vk_buf_destroy(s->k);
+    kb_vk_buf_destroy(s->v);
+    kb_vk_buf_destroy(s->o);
+    kb_vk_buf_destroy(s->part_o);
+    kb_vk_buf_destroy(s->part_ml);
+    free(s);
+}
+
+static uint32_t cm_tk(const cm_tile *t, int decode) { return decode ? t->nr * t->bk : t->bk; }
+
+/* Bytes of shared memory attn_cm.coopmat.comp declares. */
+static uint64_t cm_shared(const cm_tile *t, int decode, uint32_t D, uint32_t sgs)
+{
+    const uint64_t lpr = sgs / 16;
+    return 2ull * cm_tk(t, decode) * (D + 8) * 2 +
+           (uint64_t)t->nr * 16 * ((t->bk + 4 * lpr) * 4 + (t->bk + 8) * 2 + 4);
+}
+
+/* Preferred first. Prefill: more row blocks per staged K/V tile, the next tile prefetched
+ * into registers; decode (whose subgroups share the rows and split each tile's keys): more
+ * threads to load a tile, no prefetch (registers; other workgroups keep loads in flight).
+ * D = 256 has twice the accumulators and Q fragments: no prefetch, fewer keys per subgroup
+ * (H100: 255 registers and spills otherwise). */
+static const cm_tile CM_PRE[] = {{4, 32, 1}, {4, 16, 1}, {2, 32, 1}, {2, 16, 0}, {1, 16, 0}};
+static const cm_tile CM_PRE_256[] = {{4, 16, 0}, {2, 16, 0}, {1, 16, 0}};
+static const cm_tile CM_DEC[] = {{4, 16, 0}, {2, 16, 0}, {1, 16, 0}};
+static const cm_tile CM_DEC_256[] = {{2, 16, 0}, {1, 16, 0}};
+
+/* KB_VK_CM_TILE=NR,BK[,PREFETCH] replaces the list with that tile. */
+static int cm_choose(const kb_vk_limits *L, uint32_t D, int decode, cm_tile *t, char *err,
+                     size_t errlen)
+{
+    const char *e = getenv("KB_VK_CM_TILE");
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+    const cm_tile *list =
+        decode ? (D > 128 ? CM_DEC_256 : CM_DEC) : (D > 128 ? CM_PRE_256 : CM_PRE);
+    size_t n = decode ? (D > 128 ? N_OF(CM_DEC_256) : N_OF(CM_DEC))
+                      : (D > 128 ? N_OF(CM_PRE_256) : N_OF(CM_PRE));
+    cm_tile forced;
+    if (e) {
+        forced.prefetch = 0;
+        if (sscanf(e, "%u,%u,%u", &forced.nr, &forced.bk, &forced.prefetch) < 2 ||
+            forced.nr == 0 || forced.nr > 16 || forced.bk == 0 || forced.bk % 16 != 0 ||
+            forced.bk > 128 || forced.prefetch > 1) {
+            snprintf(err, errlen, "KB_VK_CM_TILE=%s: want NR,BK[,PREFETCH] (NR 1..16, BK a "
+                     "multiple of 16 up to 128, PREFETCH 0 or 1)", e);
+            return -1;
+        }
+        list = &forced;
+        n = 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const uint32_t wg = list[i].nr * L->subgroup_size;
+        if (cm_shared(&list[i], decode, D, L->subgroup_size) <= L->max_shared_bytes &&
+            wg <= L->max_wg_invocations && wg <= L->max_wg_size_x) {
+            *t = list[i];
+            return 0;
+        }
+    }
+    snprintf(err, errlen, "no cooperative-matrix tile fits %u bytes of shared memory",
+             L->max_shared_bytes);
+    return -1;
+}
+
+/* Q, O (with guard) as they are; K and V with a tile (tk rows) of zeros after the last
+ * position, since the shader stages whole tiles (zeros: 0 * V stays 0 where p = 0). */
+static cm_state *cm_upload(struct kb_vk *vk, const kb_attn_shape *sh, uint32_t tk,
+                           const kb_tensor *in, const kb_tensor *out, char *err, size_t errlen)
+{
+    const kb_vk_limits *L = kb_vk_get_limits(vk);
+    const uint64_t pad = (uint64_t)tk * sh->kv_heads * sh->D * (sh->kv_f16 ? 2 : 4);
+    for (int i = 0; i < 3; i++)
+        if (in[i].bytes + (i == AT_Q ? 0 : pad) > L->max_storage_range) {
+            snprintf(err, errlen, "%s (%llu bytes) exceeds the %llu-byte storage binding",
+                     in[i].name, (unsigned long long)in[i].bytes,
+                     (unsigned long long)L->max_storage_range);
+            return NULL;
+        }
+    cm_state *s = calloc(1, sizeof *s);
+    void *zeros = calloc(1, pad);
+    if (!s || !zeros) {
+        free(s);
+        free(zeros);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->obytes = out[AT_O].bytes + KB_GUARD_BYTES;
+    int ok = (s->q = kb_vk_buf_from(vk, in[AT_Q].data, in[AT_Q].bytes, err, errlen)) &&
+             (s->o = kb_vk_buf_from(vk, out[AT_O].data, s->obytes, err, errlen)) &&
+             (s->k = kb_vk_buf_create(vk, in[AT_K].bytes + pad, err, errlen)) &&
+             (s->v = kb_vk_buf_create(vk, in[AT_V].bytes + pad, err, errlen)) &&
+             kb_vk_buf_write(s->k, 0, in[AT_K].data, in[AT_K].bytes, err, errlen) == 0 &&
+             kb_vk_buf_write(s->k, in[AT_K].bytes, zeros, pad, err, errlen) == 0 &&
+             kb_vk_buf_write(s->v, 0, in[AT_V].data, in[AT_V].bytes, err, errlen) == 0 &&
+             kb_vk_buf_write(s->v, in[AT_V].bytes, zeros, pad, err, errlen) == 0;
+    free(zeros);
+    if (!ok) {
+        cm_release(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* Both families: one dispatch of attn_cm (decode: nsplit > 1 possible, then the combine). */
+static void *cm_prepare(const kb_env *env, const kb_attn_shape *sh, int decode,
+                        const kb_tensor *in, const kb_tensor *out, char *err, size_t errlen)
+{
+    struct kb_vk *vk = env->vk;
+    const kb_vk_limits *L = kb_vk_get_limits(vk);
+    const uint32_t D = (uint32_t)sh->D, G = (uint32_t)(sh->heads / sh->kv_heads);
+    cm_tile tile;
+    if (cm_choose(L, D, decode, &tile, err, errlen) != 0)
+        return NULL;
+    const uint32_t tk = cm_tk(&tile, decode);
+    const uint64_t nrows = (uint64_t)sh->n_q * G, nblk = (nrows + 15) / 16;
+    const uint64_t tiles = ((uint64_t)sh->T + tk - 1) / tk;
+    uint64_t nsplit = 1, split_len = tiles * tk;
+    if (decode) {
+        const uint64_t per = sh->kv_heads * nblk * tile.nr; /* subgroups per split */
+        uint64_t want = (CM_DEC_TARGET + per - 1) / per;
+        const char *e = getenv("KB_VK_ATTN_SPLITS");
+        if (e && atoi(e) > 0)
+            want = (uint64_t)atoi(e);
+        want = want < 1 ? 1 : want > tiles ? tiles : want;
+        split_len = (tiles + want - 1) / want * tk;
+        nsplit = ((uint64_t)sh->T + split_len - 1) / split_len;
+    }
+    /* decode: a workgroup per (row block, split); prefill: NR row blocks per workgroup */
+    const uint64_t groups = decode ? nblk * nsplit : (nblk + tile.nr - 1) / tile.nr;
+    if (groups > L->max_wg_count[0] || (uint64_t)sh->kv_heads > L->max_wg_count[1] ||
+        (uint64_t)sh->T * sh->kv_heads * D + (uint64_t)tk * sh->kv_heads * D > UINT32_MAX) {
+        snprintf(err, errlen, "grid %llu x %lld (or the cache's element count) exceeds the "
+                 "device's limits", (unsigned long long)groups, (long long)sh->kv_heads);
+        return NULL;
+    }
+    float th = 8.0f;
+    const char *eth = getenv("KB_VK_CM_RESCALE");
+    if (eth) {
+        char *end;
+        th = strtof(eth, &end);
+        if (end == eth || *end || !(th >= 0.0f && th <= 14.0f)) {
+            snprintf(err, errlen, "KB_VK_CM_RESCALE=%s: want a number from 0 to 14 (p <= 2^TH "
+                     "must fit f16)", eth);
+            return NULL;
+        }
+    }
+    uint32_t th_bits;
+    memcpy(&th_bits, &th, sizeof th_bits);
+    const uint32_t spec[9] = {tile.nr * L->subgroup_size, tile.nr, L->subgroup_size, D,
+                              tile.bk, (uint32_t)sh->kv_f16, (uint32_t)decode, th_bits,
+                              tile.prefetch != 0};
+    kb_vk_pipe *p = kb_vk_pipe_get(vk, kb_spv_attn_cm, sizeof kb_spv_attn_cm, 5,
+                                   sizeof(cm_push), spec, 9, err, errlen);
+    if (!p)
+        return NULL;
+    kb_vk_pipe *pc = NULL;
+    if (decode) {
+        const uint32_t spec2[1] = {D};
+        pc = kb_vk_pipe_get(vk, kb_spv_attn_decode_combine, sizeof kb_spv_attn_decode_combine,
+                            3, sizeof(uint32_t), spec2, 1, err, errlen);
+        if (!pc)
+            return NULL;
+    }
+    cm_state *s = cm_upload(vk, sh, tk, in, out, err, errlen);
+    if (!s)
+        return NULL;
+    const uint64_t nrec = (uint64_t)sh->heads * nsplit * tile.nr; /* decode: per subgroup */
+    const uint64_t pobytes = nrec * D * 4, pmbytes = nrec * 8;
+    if (decode && pobytes > L->max_storage_range) {
+        snprintf(err, errlen, "split records (%llu bytes) exceed the storage binding",
+                 (unsigned long long)pobytes);
+        goto fail;
+    }
+    if ((decode && (!(s->part_o = kb_vk_buf_create(vk, pobytes, err, errlen)) ||
+                    !(s->part_ml = kb_vk_buf_create(vk, pmbytes, err, errlen)))) ||
+        !(s->cmd = kb_vk_cmd_create(vk, 2, err, errlen)))
+        goto fail;
+    const cm_push push = {(uint32_t)sh->n_q, (uint32_t)sh->p0, (uint32_t)sh->T,
+                          (uint32_t)sh->heads, (uint32_t)sh->kv_heads, G, (uint32_t)nrows,
+                          (uint32_t)nblk, (uint32_t)nsplit, (uint32_t)split_len,
+                          (float)(1.4426950408889634 / sqrt((double)D))};
+    const kb_vk_bind b[5] = {{s->q, 0, in[AT_Q].bytes},
+                             {s->k, 0, 0},
+                             {s->v, 0, 0},
+                             decode ? (kb_vk_bind){s->part_o, 0, pobytes}
+                                    : (kb_vk_bind){s->o, 0, out[AT_O].bytes},
+                             decode ? (kb_vk_bind){s->part_ml, 0, pmbytes}
+                                    : (kb_vk_bind){s->o, 0, out[AT_O].bytes}};
+    if (kb_vk_cmd_dispatch(s->cmd, p, b, &push, (uint32_t)groups, (uint32_t)sh->kv_heads, 1,
+                           err, errlen) != 0)
+        goto fail;
+    if (decode) {
+        const kb_vk_bind b2[3] = {{s->part_o, 0, pobytes},
+                                  {s->part_ml, 0, pmbytes},
+                                  {s->o, 0, out[AT_O].bytes}};
+        const uint32_t ns = (uint32_t)(nsplit * tile.nr);
+        kb_vk_cmd_barrier(s->cmd);
+        if (kb_vk_cmd_dispatch(s->cmd, pc, b2, &ns, D / 32, (uint32_t)sh->heads, 1, err,
+                               errlen) != 0)
+            goto fail;
+    }
+    if (kb_vk_cmd_end(s->cmd, err, errlen) != 0)
+        goto fail;
+    return s;
+fail:
+    cm_release(s);
+    return NULL;
+}
+
+static void *cm_dec_prepare(const kb_env *env, const kb_case *c, const kb_tensor *in,
+                            const kb_tensor *out, char *err, size_t errlen)
+{
+    kb_attn_shape sh;
+    kb_attn_decode_shape(c->p, &sh);
+    return cm_prepare(env, &sh, 1, in, out, err, errlen);
+}
+
+static void *cm_pre_prepare(const kb_env *env, const kb_case *c, const kb_tensor *in,
+                            const kb_tensor *out, char *err, size_t errlen)
+{
+    kb_attn_shape sh;
+    kb_attn_prefill_shape(c->p, &sh);
+    return cm_prepare(env, &sh, 0, in, out, err, errlen);
+}
+
+static int cm_run(void *state, const kb_env *env, double *gpu_seconds)
+{
+    cm_state *s = state;
+    char err[256];
+    (void)env;
+    if (kb_vk_cmd_submit(s->cmd, gpu_seconds, err, sizeof err) != 0) {
+        fprintf(stderr, "attention vk_cm: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+static int cm_finish(void *state, kb_tensor *out)
+{
+    cm_state *s = state;
+    char err[256];
+    if (kb_vk_buf_read(s->o, 0, out[AT_O].data, s->obytes, err, sizeof err) != 0) {
+        fprintf(stderr, "attention vk_cm: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+static const char *cm_available(const kb_env *env)
+{
+    if (!env->vk)
+        return "no Vulkan device";
+    const kb_vk_limits *L = kb_vk_get_limits(env->vk);
+    if (!L->coopmat_nv)
+        return "device lacks VK_NV_cooperative_matrix (f16 16x16x16 -> f32) or what it needs";
+    if (L->subgroup_size < 16 || L->subgroup_size > 64 || L->subgroup_min != L->subgroup_size)
+        return "needs a fixed subgroup size of 16 to 64";
+    return NULL;
+}
+
+#define CM_PREPARE(f) f
+#else
+/* Not built: the implementations list, and say why. */
+static const char *cm_available(const kb_env *env)
+{
+    (void)env;
+    return "not built: glslang lacks GL_NV_cooperative_matrix";
+}
+#define CM_PREPARE(f) NULL
+#define cm_run NULL
+#define cm_finish NULL
+#define cm_release NULL
+#endif
+
+#define CM_TOL 2e-5
+#define CM_TOL_WHY "Q, P (and an f32 cache) rounded to f16 for the tensor-core products"
+
+const kb_impl kb_impl_attn_decode_vk_cm = {
+    .family = "attn_decode",
+    .name = "vk_cm",
+    .backend = KB_BACKEND_VULKAN,
+    .available = cm_available,
+    .tol_nmse = CM_TOL,
+    .tol_why = CM_TOL_WHY,
+    .prepare = CM_PREPARE(cm_dec_prepare),
+    .run = cm_run,
+    .finish = cm_finish,
+    .release = cm_release,
+};
+
+const kb_impl kb_impl_attn_prefill_vk_cm = {
+    .family = "attn_prefill",
+    .name = "vk_cm",
+    .backend = KB_BACKEND_VULKAN,
+    .available = cm_available,
+    .tol_nmse = CM_TOL,
+    .tol_why = CM_TOL_WHY,
+    .prepare = CM_PREPARE(cm_pre_prepare),
+    .run = cm_run,
+    .finish = cm_finish,
+    .release = cm_release,
+};

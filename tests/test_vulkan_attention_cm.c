@@ -1,0 +1,105 @@
+/* The cooperative-matrix attention ("vk_cm", attn_cm.coopmat.comp) against the reference:
+ * decode with T = 1 and lengths off every tile, GQA 1/4/16/32 (32: two row blocks per kv
+ * head), forced and automatic splits; prefill with n_q = 1, GQA groups that straddle the
+ * 16-row blocks (G = 2, 3), p0 > 0, f16 and f32 caches, every head_dim; the rarely taken
+ * rescale path forced on (KB_VK_CM_RESCALE=0) and other tiles (KB_VK_CM_TILE). Skipped, with
+ * the reason, where the build or the device lacks cooperative matrices (lavapipe: always). */
+#include <stdlib.h>
+
+#include "kbtest.h"
+
+static void check_cm(const char *const *lines, int n)
+{
+    kb_case_list cl = {0};
+    kbt_cases(&cl, lines, n);
+    kb_options o;
+    kb_options_default(&o);
+    o.check_only = 1;
+    o.impl_re = "^vk_cm$";
+    kb_results r = {0};
+    int bad = kb_run(&o, &cl, &r);
+    kbt_print_failures(&r);
+    int passed = 0, skipped = 0;
+    for (int i = 0; i < r.n; i++) {
+        passed += r.v[i].status == KB_PASS;
+        skipped += r.v[i].status == KB_SKIP;
+    }
+    if (passed == 0 && skipped > 0 && bad == 0) {
+        print_message("vk_cm not run here: %s\n", r.n ? r.v[0].msg : "");
+        kb_results_free(&r);
+        kb_case_list_free(&cl);
+        skip();
+    }
+    assert_int_equal(bad, 0);
+    assert_true(passed > 0);
+    kb_results_free(&r);
+    kb_case_list_free(&cl);
+}
+
+static const char *const decode_lines[] = {
+    "attn_decode heads=4 kv_heads=1 head_dim=64,128,256 T=1,2,17,129,300 kv_f16=0,1",
+    "attn_decode heads=16 kv_heads=16,4,1 head_dim=128 T=1,57,1000 kv_f16=0,1",
+    "attn_decode heads=32 kv_heads=1 head_dim=64 T=77,700 kv_f16=1",
+    "attn_decode heads=6 kv_heads=2 head_dim=64 T=13,200 kv_f16=1",
+};
+
+static const char *const prefill_lines[] = {
+    "attn_prefill heads=4 kv_heads=1 head_dim=64,128,256 n_q=1,5,33,70 p0=0,3 kv_f16=0,1",
+    "attn_prefill heads=6 kv_heads=3,2 head_dim=64 n_q=11,30 p0=0,41 kv_f16=1",
+    "attn_prefill heads=8 kv_heads=2 head_dim=128 n_q=130 p0=0,300 kv_f16=0,1",
+    "attn_prefill heads=32 kv_heads=2 head_dim=256 n_q=40 p0=17 kv_f16=1",
+};
+
+static void test_cm_decode(void **st)
+{
+    (void)st;
+    check_cm(decode_lines, 4);
+    setenv("KB_VK_ATTN_SPLITS", "3", 1);
+    check_cm(decode_lines, 4);
+    setenv("KB_VK_ATTN_SPLITS", "1", 1);
+    check_cm(decode_lines, 2);
+    unsetenv("KB_VK_ATTN_SPLITS");
+}
+
+static void test_cm_prefill(void **st)
+{
+    (void)st;
+    check_cm(prefill_lines, 4);
+}
+
+/* Every rise of a row's max rescales O: the path the default threshold takes rarely. */
+static void test_cm_rescale(void **st)
+{
+    (void)st;
+    setenv("KB_VK_CM_RESCALE", "0", 1);
+    check_cm(prefill_lines, 4);
+    check_cm(decode_lines, 2);
+    unsetenv("KB_VK_CM_RESCALE");
+}
+
+/* Other tiles than the automatic choice (odd NR too), at D <= 128 where they all fit. */
+static void test_cm_tiles(void **st)
+{
+    (void)st;
+    static const char *const lines[] = {
+        "attn_decode heads=8 kv_heads=2 head_dim=64,128 T=1,100,777 kv_f16=0,1",
+        "attn_prefill heads=6 kv_heads=2 head_dim=64,128 n_q=1,45 p0=0,70 kv_f16=0,1",
+    };
+    static const char *const tiles[] = {"1,16", "3,16,1", "1,48,1", "4,16"};
+    for (int i = 0; i < 4; i++) {
+        setenv("KB_VK_CM_TILE", tiles[i], 1);
+        check_cm(lines, 2);
+    }
+    unsetenv("KB_VK_CM_TILE");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cm_decode),
+        cmocka_unit_test(test_cm_prefill),
+        cmocka_unit_test(test_cm_rescale),
+        cmocka_unit_test(test_cm_tiles),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
