@@ -1,7 +1,8 @@
 /* Attention: every registered CPU implementation of attn_decode and attn_prefill against the
- * reference (odd lengths, T = 1, every head_dim, GQA ratios 1/4/16, f16 and f32 caches, p0 > 0,
- * flash-decoding splits, threads 1/2/3), the online-softmax rules and merge, the vector 2^x,
- * shape validation, and that the tolerance catches a kernel that loses one position. */
+ * reference (odd lengths, T = 1, every head_dim, GQA ratios 1/2/3/4/16, f16 and f32 caches,
+ * p0 > 0, flash-decoding splits, threads 1/2/3, and 4/7/16 for decode), the online-softmax
+ * rules and merge, the vector 2^x, shape validation, and that the tolerance catches a kernel
+ * that loses one position. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -44,7 +45,7 @@ static void test_decode_gqa(void **st)
     static const char *const lines[] = {
         /* GQA 1, 4, 16, and the 2- and 3-head groups of the narrower head blocks */
         "attn_decode heads=16 kv_heads=16,4,1 head_dim=64,128,256 T=1,57,300 kv_f16=0,1",
-        "attn_decode heads=6 kv_heads=3,2 head_dim=64 T=1,13,200 kv_f16=0,1",
+        "attn_decode heads=6 kv_heads=3,2 head_dim=64,128,256 T=1,13,200 kv_f16=0,1",
         "attn_decode heads=5 kv_heads=5,1 head_dim=128 T=19 kv_f16=1",
     };
     check_lines(lines, 3);
@@ -60,6 +61,39 @@ static void test_decode_splits(void **st)
         "attn_decode heads=32 kv_heads=8 head_dim=128 T=3000 kv_f16=1 label=llama3-8b",
     };
     check_lines(lines, 3);
+}
+
+/* Cells for more threads than there is work (idle threads), chunk counts up to 15, lengths off
+ * every tile and chunk, and head blocks of 1, 2 and 4 heads at every head size (each a cell
+ * instance of its own). */
+static void test_decode_threads(void **st)
+{
+    (void)st;
+    static const char *const lines[] = {
+        "attn_decode heads=4 kv_heads=1 head_dim=64,256 T=1,17,1023,8191 kv_f16=1",
+        "attn_decode heads=8 kv_heads=2 head_dim=128 T=512,7777 kv_f16=0",
+        "attn_decode heads=6 kv_heads=6,2 head_dim=128 T=5000 kv_f16=1",
+    };
+    kb_case_list cl = {0};
+    kbt_cases(&cl, lines, 3);
+    kb_options o;
+    kbt_check_options(&o);
+    o.no_vulkan = 1;
+    o.kernel_re = "attn_decode";
+    const int threads[] = {1, 4, 7, 16};
+    o.n_threads = 4;
+    for (int i = 0; i < 4; i++)
+        o.threads[i] = threads[i];
+    kb_results r = {0};
+    int bad = kb_run(&o, &cl, &r);
+    kbt_print_failures(&r);
+    int checked = 0;
+    for (int i = 0; i < r.n; i++)
+        checked += r.v[i].status == KB_PASS && strcmp(r.v[i].impl->name, "ref") != 0;
+    assert_true(checked > 0);
+    assert_int_equal(bad, 0);
+    kb_results_free(&r);
+    kb_case_list_free(&cl);
 }
 
 static void test_prefill_shapes(void **st)
@@ -262,6 +296,7 @@ int main(void)
         cmocka_unit_test(test_decode_odd_lengths),
         cmocka_unit_test(test_decode_gqa),
         cmocka_unit_test(test_decode_splits),
+        cmocka_unit_test(test_decode_threads),
         cmocka_unit_test(test_prefill_shapes),
         cmocka_unit_test(test_prefill_long),
     };
