@@ -77,7 +77,8 @@ static void test_cm_rescale(void **st)
     unsetenv("KB_VK_CM_RESCALE");
 }
 
-/* Other tiles than the automatic choice (odd NR too), at D <= 128 where they all fit. */
+/* Other tiles than the automatic choice (odd NR, prefetch, Q in shared memory), at D <= 128
+ * where they all fit. */
 static void test_cm_tiles(void **st)
 {
     (void)st;
@@ -85,8 +86,9 @@ static void test_cm_tiles(void **st)
         "attn_decode heads=8 kv_heads=2 head_dim=64,128 T=1,100,777 kv_f16=0,1",
         "attn_prefill heads=6 kv_heads=2 head_dim=64,128 n_q=1,45 p0=0,70 kv_f16=0,1",
     };
-    static const char *const tiles[] = {"1,16", "3,16,1", "1,48,1", "4,16"};
-    for (int i = 0; i < 4; i++) {
+    static const char *const tiles[] = {"1,16",  "3,16,1",   "1,48,1",
+                                        "4,16", "2,16,1,1", "3,16,0,1"};
+    for (int i = 0; i < 6; i++) {
         setenv("KB_VK_CM_TILE", tiles[i], 1);
         check_cm(lines, 2);
     }

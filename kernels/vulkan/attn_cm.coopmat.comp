@@ -13,7 +13,8 @@
  *   the workgroup stages K and V as f16 in shared memory (16-byte coalesced loads; an f32 cache
  *     is converted there); with PREFETCH, the next tile is loaded into registers while this one
  *     is computed (where registers allow: decode relies on other workgroups instead);
- *   S = Q K^T (Q: f16 fragments in registers, scaled by log2(e) / sqrt(D)), stored to shared
+ *   S = Q K^T (Q: f16, scaled by log2(e) / sqrt(D), as fragments in registers or, with
+ *     Q_SHARED, in shared memory: one copy per workgroup when SPLIT), stored to shared
  *     memory; lane (row, part) reads its row's vec4 columns part, part + LPR, ...; masks keys
  *     past the row's causal limit or the range's end; the row max over the LPR lanes by
  *     shuffles. The reference max m moves only when a score exceeds it by more than TH (log2
@@ -44,6 +45,8 @@ layout(constant_id = 5) const bool KV_F16 = true;
 layout(constant_id = 6) const bool SPLIT = false;
 layout(constant_id = 7) const float TH = 8.0; /* lazy-rescale threshold (tests set 0) */
 layout(constant_id = 8) const bool PREFETCH = true; /* next tile into registers (costs LPT * 8) */
+layout(constant_id = 9) const bool Q_SHARED = false; /* Q fragments from shared memory, not
+                                                        registers (D = 256: 64 registers) */
 
 #define ACC fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>
 #define F16M fcoopmatNV<16, gl_ScopeSubgroup, 16, 16>
@@ -83,6 +86,9 @@ shared uvec4 sK[TK * KS8];       /* f16 */
 shared uvec4 sV[TK * KS8];
 shared uvec4 sS[NR * 16u * SS4]; /* f32 */
 shared uvec4 sP[NR * 16u * PS8]; /* f16 */
+const uint NQ = Q_SHARED ? (SPLIT ? 1u : NR) : 0u; /* Q row blocks in shared memory */
+const uint SQ_LEN = NQ > 0u ? NQ * 16u * KS8 : 1u;   /* (1 unused unit without Q_SHARED) */
+shared uvec4 sQ[SQ_LEN];                             /* f16 */
 shared float sR[NR * 16u]; /* per row: alpha, then 1 / l */
 
 void sg_sync()
@@ -108,6 +114,10 @@ void fetch(uint j, uint c, uint kvh, out uvec4 k, out uvec4 v)
     }
 }
 
+/* prefill: task i of the grid takes row block nblk - 1 - i (the longest first); past the
+ * end, a block with no rows */
+uint blk_of(uint task) { return task < pc.nblk ? pc.nblk - 1u - task : pc.nblk; }
+
 void main()
 {
     const uint t = gl_LocalInvocationID.x;
@@ -121,7 +131,7 @@ void main()
         blk_wg = blk;
     } else {
         const uint task = gl_WorkGroupID.x * NR + sg; /* past the end: no rows, keeps barriers */
-        blk = task < pc.nblk ? pc.nblk - 1u - task : pc.nblk;
+        blk = blk_of(task);
         split = 0u;
         blk_wg = pc.nblk - 1u - gl_WorkGroupID.x * NR; /* the workgroup's last rows */
     }
@@ -132,32 +142,52 @@ void main()
     const uint koff = SPLIT ? sg * BK : 0u; /* this subgroup's keys within a tile */
     const uint sb = sg * 16u * SS4, pb = sg * 16u * PS8, rb = sg * 16u;
 
-    /* Q fragments: all of this lane's Q values loaded first (one memory latency, not ND),
-     * then each 16x16 f32 block through this subgroup's sS, to f16, scaled */
-    const uint QPL = 256u / SGS; /* values per lane and block */
-    float qv[ND * QPL];
-    [[unroll]] for (uint d = 0; d < ND; d++) {
-        [[unroll]] for (uint k = 0; k < QPL; k++) {
-            const uint e = lane + k * SGS, r = e / 16u, row = r0 + r;
-            float x = 0.0;
+    /* Q: with Q_SHARED, the workgroup stages its row block(s) as scaled f16 (8 values per
+     * thread and step); else each subgroup loads all of its lane's Q values first (one memory
+     * latency, not ND), then each 16x16 f32 block goes through its sS, to f16, scaled */
+    const uint qbase = SPLIT ? 0u : sg * 16u * KS8; /* this subgroup's block in sQ */
+    F16M qa[Q_SHARED ? 1 : ND];
+    if (Q_SHARED) {
+        for (uint u = t; u < NQ * 16u * NU; u += WG) {
+            const uint b = u / (16u * NU), r = (u / NU) % 16u, c = u % NU;
+            const uint rb0 = SPLIT ? r0 : blk_of(gl_WorkGroupID.x * NR + b) * 16u;
+            const uint row = rb0 + r;
+            vec4 lo = vec4(0.0), hi = vec4(0.0);
             if (row < pc.nrows) {
                 const uint h = kvh * pc.G + row % pc.G;
-                x = q[((row / pc.G) * pc.H + h) * D + d * 16u + e % 16u];
+                const uint e = ((row / pc.G) * pc.H + h) * D + c * 8u;
+                lo = vec4(q[e], q[e + 1u], q[e + 2u], q[e + 3u]) * pc.scale;
+                hi = vec4(q[e + 4u], q[e + 5u], q[e + 6u], q[e + 7u]) * pc.scale;
             }
-            qv[d * QPL + k] = x;
+            sQ[(b * 16u + r) * KS8 + c] = uvec4(packHalf2x16(lo.xy), packHalf2x16(lo.zw),
+                                               packHalf2x16(hi.xy), packHalf2x16(hi.zw));
         }
-    }
-    F16M qa[ND];
-    [[unroll]] for (uint d = 0; d < ND; d++) {
-        [[unroll]] for (uint k = 0; k < QPL; k++) {
-            const uint e = lane + k * SGS, c = e % 16u;
-            sS[sb + (e / 16u) * SS4 + c / 4u][c % 4u] = floatBitsToUint(qv[d * QPL + k]);
+        barrier();
+    } else {
+        const uint QPL = 256u / SGS; /* values per lane and block */
+        float qv[ND * QPL];
+        [[unroll]] for (uint d = 0; d < ND; d++) {
+            [[unroll]] for (uint k = 0; k < QPL; k++) {
+                const uint e = lane + k * SGS, r = e / 16u, row = r0 + r;
+                float x = 0.0;
+                if (row < pc.nrows) {
+                    const uint h = kvh * pc.G + row % pc.G;
+                    x = q[((row / pc.G) * pc.H + h) * D + d * 16u + e % 16u];
+                }
+                qv[d * QPL + k] = x;
+            }
         }
-        sg_sync();
-        ACC qf;
-        coopMatLoadNV(qf, sS, sb, SS4, false);
-        qa[d] = F16M(qf * pc.scale);
-        sg_sync();
+        [[unroll]] for (uint d = 0; d < ND; d++) {
+            [[unroll]] for (uint k = 0; k < QPL; k++) {
+                const uint e = lane + k * SGS, c = e % 16u;
+                sS[sb + (e / 16u) * SS4 + c / 4u][c % 4u] = floatBitsToUint(qv[d * QPL + k]);
+            }
+            sg_sync();
+            ACC qf;
+            coopMatLoadNV(qf, sS, sb, SS4, false);
+            qa[d] = F16M(qf * pc.scale);
+            sg_sync();
+        }
     }
 
     /* this lane's row in the softmax */
@@ -209,10 +239,15 @@ void main()
         [[unroll]] for (uint kb = 0; kb < NKB; kb++)
             s[kb] = ACC(0.0);
         [[unroll]] for (uint d = 0; d < ND; d++) {
+            F16M qd;
+            if (Q_SHARED)
+                coopMatLoadNV(qd, sQ, qbase + d * 2u, KS8, false);
+            else
+                qd = qa[d];
             [[unroll]] for (uint kb = 0; kb < NKB; kb++) {
                 F16M kt;
                 coopMatLoadNV(kt, sK, (koff + kb * 16u) * KS8 + d * 2u, KS8, true);
-                s[kb] = coopMatMulAddNV(qa[d], kt, s[kb]);
+                s[kb] = coopMatMulAddNV(qd, kt, s[kb]);
             }
         }
         [[unroll]] for (uint kb = 0; kb < NKB; kb++)

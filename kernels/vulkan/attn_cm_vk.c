@@ -3,8 +3,8 @@
  * attn_decode_combine.comp, as the scalar "vk" decode does. Optional twice over: built only
  * where glslang compiles GL_NV_cooperative_matrix (KB_HAVE_COOPMAT_NV), run only on devices
  * with VK_NV_cooperative_matrix f16 16x16x16 -> f32 (kb_vk_limits.coopmat_nv).
- * Tuning: KB_VK_CM_TILE=NR,BK[,PREFETCH] (subgroups per workgroup, keys per subgroup and tile,
- * next tile into registers) replaces the choice;
+ * Tuning: KB_VK_CM_TILE=NR,BK[,PREFETCH[,QSHARED]] (subgroups per workgroup, keys per subgroup
+ * and tile, next tile into registers, Q from shared memory) replaces the choice;
  * KB_VK_ATTN_SPLITS=N sets the decode's number of key ranges; KB_VK_CM_RESCALE=X sets the
  * shader's lazy-rescale threshold TH (log2 units, default 8; tests use 0, which rescales on
  * every rise of a row's max, to exercise that path). */
@@ -21,9 +21,11 @@
 #include "attn_cm.spv.h"
 #include "attn_decode_combine.spv.h"
 
-/* Decode subgroups to aim for. Few long workgroups beat many short ones (H100, T = 32768,
- * Llama-3-8B heads, tile {2,16,1}: 84 us with 512 (32 splits), 94 us with 1024). */
-#define CM_DEC_TARGET 512
+/* Decode workgroups to aim for (kv heads x row blocks x splits): about one per SM of an
+ * H100 (132). Few long workgroups beat many short ones there, T = 32768: Llama-3-8B heads,
+ * tile {4,16,1,1}: 69 us with 128 (16 splits), 78 us with 256; Qwen3.5 (2 kv x 256), tile
+ * {2,16,0,1}: 83 us with 128 (64 splits), 106 us with 64, 148 us with 512. */
+#define CM_DEC_TARGET_WG 128
 
 typedef struct cm_push {
     uint32_t n_q, p0, T, H, hkv, G, nrows, nblk, nsplit, split_len;
@@ -37,7 +39,7 @@ typedef struct cm_state {
 } cm_state;
 
 typedef struct cm_tile {
-    uint32_t nr, bk, prefetch;
+    uint32_t nr, bk, prefetch, qshared;
 } cm_tile;
 
 static void cm_release(void *state)
@@ -60,23 +62,28 @@ static uint32_t cm_tk(const cm_tile *t, int decode) { return decode ? t->nr * t-
 /* Bytes of shared memory attn_cm.coopmat.comp declares. */
 static uint64_t cm_shared(const cm_tile *t, int decode, uint32_t D, uint32_t sgs)
 {
-    const uint64_t lpr = sgs / 16;
+    const uint64_t lpr = sgs / 16, nq = t->qshared ? (decode ? 1 : t->nr) : 0;
     return 2ull * cm_tk(t, decode) * (D + 8) * 2 +
-           (uint64_t)t->nr * 16 * ((t->bk + 4 * lpr) * 4 + (t->bk + 8) * 2 + 4);
+           (uint64_t)t->nr * 16 * ((t->bk + 4 * lpr) * 4 + (t->bk + 8) * 2 + 4) +
+           (nq ? nq * 16 * (D + 8) * 2 : 16);
 }
 
 /* Preferred first, as measured on the H100 (n_q = T = 4096 prefill: 1.31 ms with {4,16,1},
- * 1.56 ms with {4,32,1}, 1.87 ms with {4,32,0}; decode T = 32768: 84 us with {2,16,1}, 94 us
- * with {4,16,0}). Prefill: row blocks share each staged K/V tile, the next tile prefetched
- * into registers; decode: its subgroups share the rows and split each tile's keys.
- * D = 256 has twice the accumulators and Q fragments: no prefetch, fewer keys per subgroup
- * (H100: 255 registers and spills otherwise). */
-static const cm_tile CM_PRE[] = {{4, 16, 1}, {4, 32, 1}, {2, 16, 1}, {2, 16, 0}, {1, 16, 0}};
-static const cm_tile CM_PRE_256[] = {{4, 16, 0}, {2, 16, 0}, {1, 16, 0}};
-static const cm_tile CM_DEC[] = {{2, 16, 1}, {4, 16, 0}, {2, 16, 0}, {1, 16, 0}};
-static const cm_tile CM_DEC_256[] = {{2, 16, 0}, {1, 16, 0}};
+ * 1.56 ms with {4,32,1}, 1.87 ms with {4,32,0}, 1.93 ms with Q in shared memory; decode
+ * T = 32768, 128 workgroups: 69 us with {4,16,1,1}, 82 us with {2,16,1,1}). Prefill: row
+ * blocks share each staged K/V tile, the next tile prefetched into registers; decode: its
+ * subgroups share the rows (Q read once into shared memory) and split each tile's keys.
+ * D = 256 has twice the accumulators and Q fragments: no prefetch, fewer keys per subgroup,
+ * and for decode (one Q block per workgroup) Q in shared memory (H100: 255 registers and
+ * spills otherwise). */
+static const cm_tile CM_PRE[] = {
+    {4, 16, 1, 0}, {4, 32, 1, 0}, {2, 16, 1, 0}, {2, 16, 0, 0}, {1, 16, 0, 0}};
+static const cm_tile CM_PRE_256[] = {{4, 16, 0, 0}, {2, 16, 0, 0}, {1, 16, 0, 0}};
+static const cm_tile CM_DEC[] = {
+    {4, 16, 1, 1}, {2, 16, 1, 1}, {2, 16, 1, 0}, {2, 16, 0, 0}, {1, 16, 0, 0}};
+static const cm_tile CM_DEC_256[] = {{2, 16, 0, 1}, {1, 16, 0, 1}, {1, 16, 0, 0}};
 
-/* KB_VK_CM_TILE=NR,BK[,PREFETCH] replaces the list with that tile. */
+/* KB_VK_CM_TILE=NR,BK[,PREFETCH[,QSHARED]] replaces the list with that tile. */
 static int cm_choose(const kb_vk_limits *L, uint32_t D, int decode, cm_tile *t, char *err,
                      size_t errlen)
 {
@@ -88,12 +95,13 @@ static int cm_choose(const kb_vk_limits *L, uint32_t D, int decode, cm_tile *t, 
                       : (D > 128 ? N_OF(CM_PRE_256) : N_OF(CM_PRE));
     cm_tile forced;
     if (e) {
-        forced.prefetch = 0;
-        if (sscanf(e, "%u,%u,%u", &forced.nr, &forced.bk, &forced.prefetch) < 2 ||
+        forced.prefetch = forced.qshared = 0;
+        if (sscanf(e, "%u,%u,%u,%u", &forced.nr, &forced.bk, &forced.prefetch,
+                   &forced.qshared) < 2 ||
             forced.nr == 0 || forced.nr > 16 || forced.bk == 0 || forced.bk % 16 != 0 ||
-            forced.bk > 128 || forced.prefetch > 1) {
-            snprintf(err, errlen, "KB_VK_CM_TILE=%s: want NR,BK[,PREFETCH] (NR 1..16, BK a "
-                     "multiple of 16 up to 128, PREFETCH 0 or 1)", e);
+            forced.bk > 128 || forced.prefetch > 1 || forced.qshared > 1) {
+            snprintf(err, errlen, "KB_VK_CM_TILE=%s: want NR,BK[,PREFETCH[,QSHARED]] (NR 1..16, "
+                     "BK a multiple of 16 up to 128, PREFETCH and QSHARED 0 or 1)", e);
             return -1;
         }
         list = &forced;
@@ -166,8 +174,8 @@ static void *cm_prepare(const kb_env *env, const kb_attn_shape *sh, int decode,
     const uint64_t tiles = ((uint64_t)sh->T + tk - 1) / tk;
     uint64_t nsplit = 1, split_len = tiles * tk;
     if (decode) {
-        const uint64_t per = sh->kv_heads * nblk * tile.nr; /* subgroups per split */
-        uint64_t want = (CM_DEC_TARGET + per - 1) / per;
+        const uint64_t per = sh->kv_heads * nblk; /* workgroups per split */
+        uint64_t want = (CM_DEC_TARGET_WG + per - 1) / per;
         const char *e = getenv("KB_VK_ATTN_SPLITS");
         if (e && atoi(e) > 0)
             want = (uint64_t)atoi(e);
@@ -196,11 +204,11 @@ static void *cm_prepare(const kb_env *env, const kb_attn_shape *sh, int decode,
     }
     uint32_t th_bits;
     memcpy(&th_bits, &th, sizeof th_bits);
-    const uint32_t spec[9] = {tile.nr * L->subgroup_size, tile.nr, L->subgroup_size, D,
-                              tile.bk, (uint32_t)sh->kv_f16, (uint32_t)decode, th_bits,
-                              tile.prefetch != 0};
+    const uint32_t spec[10] = {tile.nr * L->subgroup_size, tile.nr, L->subgroup_size, D,
+                               tile.bk, (uint32_t)sh->kv_f16, (uint32_t)decode, th_bits,
+                               tile.prefetch != 0, tile.qshared != 0};
     kb_vk_pipe *p = kb_vk_pipe_get(vk, kb_spv_attn_cm, sizeof kb_spv_attn_cm, 5,
-                                   sizeof(cm_push), spec, 9, err, errlen);
+                                   sizeof(cm_push), spec, 10, err, errlen);
     if (!p)
         return NULL;
     kb_vk_pipe *pc = NULL;
