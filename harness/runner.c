@@ -84,6 +84,7 @@ typedef struct {
     int n_copies;
     double rotated_bytes;
     double rotated_read; /* of rotated_bytes, what one call reads (sizes the copies) */
+    unsigned next_copy;  /* the case's timed runs, all rows together, take copies in turn */
 } case_data;
 
 static uint64_t case_seed(uint64_t seed, const kb_case *c)
@@ -339,7 +340,9 @@ static void timer_init(const kb_options *o, timer *t)
 static int timer_step(const kb_options *o, timer *t, kb_result *r)
 {
     double gpu;
-    int k = t->n % t->x.n_states;
+    /* one rotation per case, not per row: interleaved rows of a case (1 and 2 threads, the
+     * read yardstick) would otherwise read the same copy back to back, the second one warm */
+    int k = (int)(t->x.d->next_copy++ % (unsigned)t->x.n_states);
     double a = kb_now();
     if (t->n_rep == 0)
         t->rep_start = a;
