@@ -6,6 +6,7 @@
  * with n_q = 1, partial query blocks, p0 > 0 and diagonal tiles. Skipped, with the reason,
  * when the machine has no Vulkan device. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "kbtest.h"
 
@@ -120,6 +121,41 @@ static void test_vk_decode_splits(void **st)
     check_vk(lines, 1);
 }
 
+/* A malformed KB_VK_ATTN_SPLITS is an error naming the variable, not a silent default. */
+static void test_vk_decode_splits_malformed(void **st)
+{
+    (void)st;
+    static const char *const lines[] = {"attn_decode heads=8 kv_heads=2 head_dim=64 T=100"};
+    static const char *const bad_values[] = {"3x", "0", "-2", ""};
+    for (int i = 0; i < 4; i++) {
+        setenv("KB_VK_ATTN_SPLITS", bad_values[i], 1);
+        kb_case_list cl = {0};
+        kbt_cases(&cl, lines, 1);
+        kb_options o;
+        kb_options_default(&o);
+        o.check_only = 1;
+        o.impl_re = "^vk$";
+        kb_results r = {0};
+        int bad = kb_run(&o, &cl, &r);
+        int errors = 0, skipped = 0;
+        for (int j = 0; j < r.n; j++) {
+            skipped += r.v[j].status == KB_SKIP;
+            if (r.v[j].status == KB_ERROR) {
+                errors++;
+                assert_non_null(strstr(r.v[j].msg, "KB_VK_ATTN_SPLITS"));
+            }
+        }
+        kb_results_free(&r);
+        kb_case_list_free(&cl);
+        if (errors == 0 && skipped > 0) {
+            print_message("no Vulkan device\n");
+            skip();
+        }
+        assert_true(bad > 0);
+        assert_true(errors > 0);
+    }
+}
+
 static void test_vk_prefill(void **st)
 {
     (void)st;
@@ -147,6 +183,7 @@ int main(void)
         cmocka_unit_test_teardown(test_vk_decode_staged, dec_env_clear),
         cmocka_unit_test_teardown(test_vk_decode_staged_tiles, dec_env_clear),
         cmocka_unit_test_teardown(test_vk_decode_splits, dec_env_clear),
+        cmocka_unit_test_teardown(test_vk_decode_splits_malformed, dec_env_clear),
         cmocka_unit_test(test_vk_prefill),
         cmocka_unit_test(test_vk_prefill_long),
     };

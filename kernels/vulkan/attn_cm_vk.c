@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "attn_common.h"
+#include "attn_vk_env.h"
 #include "vk.h"
 
 #ifdef KB_HAVE_COOPMAT_NV
@@ -176,9 +177,8 @@ static void *cm_prepare(const kb_env *env, const kb_attn_shape *sh, int decode,
     if (decode) {
         const uint64_t per = sh->kv_heads * nblk; /* workgroups per split */
         uint64_t want = (CM_DEC_TARGET_WG + per - 1) / per;
-        const char *e = getenv("KB_VK_ATTN_SPLITS");
-        if (e && atoi(e) > 0)
-            want = (uint64_t)atoi(e);
+        if (kb_vk_attn_env_splits(&want, err, errlen) != 0)
+            return NULL;
         want = want < 1 ? 1 : want > tiles ? tiles : want;
         split_len = (tiles + want - 1) / want * tk;
         nsplit = ((uint64_t)sh->T + split_len - 1) / split_len;

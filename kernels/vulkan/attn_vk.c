@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "attn_common.h"
+#include "attn_vk_env.h"
 #include "attn_decode.spv.h"
 #include "attn_decode_combine.spv.h"
 #include "attn_decode_staged.spv.h"
@@ -144,9 +145,8 @@ static void *dec_prepare(const kb_env *env, const kb_case *c, const kb_tensor *i
 
     /* splits: about DEC_TARGET_WG workgroups, whole tiles each */
     uint64_t want = (DEC_TARGET_WG + cells - 1) / cells;
-    const char *env_splits = getenv("KB_VK_ATTN_SPLITS");
-    if (env_splits && atoi(env_splits) > 0)
-        want = (uint64_t)atoi(env_splits);
+    if (kb_vk_attn_env_splits(&want, err, errlen) != 0)
+        return NULL;
     if (want > tiles)
         want = tiles;
     if (want < 1)
