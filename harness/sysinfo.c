@@ -6,6 +6,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "kb_version.h" /* KB_GIT_COMMIT, written at build time */
 #include "kbench.h"
 
 static kb_sysinfo info;
