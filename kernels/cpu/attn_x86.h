@@ -107,6 +107,29 @@ KB_TARGET_AVX512 KB_INLINE __m256 kb_sum8x16(const __m512 *a)
     return kb_sum8x8(h);
 }
 
+/* Lane i of the result is the sum of the 16 lanes of a[i]: a transpose-reduce in 15 pair steps
+ * (two shuffles and an add each). Each step halves the vectors and the partials per vector; the
+ * lanes come out in the order 0 2 1 3 of each quarter, quarters 0 2 1 3, which the input order
+ * undoes (the permutation is its own inverse). */
+KB_TARGET_AVX512 KB_INLINE __m512 kb_sum16x16(const __m512 *acc)
+{
+    static const int perm[16] = {0, 2, 1, 3, 8, 10, 9, 11, 4, 6, 5, 7, 12, 14, 13, 15};
+    __m512 b[8], c[4], d[2];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) /* 256-bit halves: lanes 0-7 of a[i], 8-15 of a[i + 8] */
+        b[i] = _mm512_add_ps(_mm512_shuffle_f32x4(acc[perm[i]], acc[perm[i + 8]], 0x44),
+                             _mm512_shuffle_f32x4(acc[perm[i]], acc[perm[i + 8]], 0xEE));
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) /* quarters */
+        c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(b[i], b[i + 4], 0x88),
+                             _mm512_shuffle_f32x4(b[i], b[i + 4], 0xDD));
+#pragma GCC unroll 2
+    for (int i = 0; i < 2; i++) /* pairs within each quarter */
+        d[i] = _mm512_add_ps(_mm512_shuffle_ps(c[i], c[i + 2], 0x44),
+                             _mm512_shuffle_ps(c[i], c[i + 2], 0xEE));
+    return _mm512_add_ps(_mm512_shuffle_ps(d[0], d[1], 0x88), _mm512_shuffle_ps(d[0], d[1], 0xDD));
+}
+
 /* Per-head max / sum over the lanes of one head in the GB pattern, replicated in the pattern. */
 KB_TARGET_AVX2 KB_INLINE __m256 kb_pattern_max(__m256 v, const int GB)
 {
@@ -125,6 +148,29 @@ KB_TARGET_AVX2 KB_INLINE __m256 kb_pattern_sum(__m256 v, const int GB)
         v = _mm256_add_ps(v, _mm256_permute_ps(v, 0x4E));
     if (GB <= 1)
         v = _mm256_add_ps(v, _mm256_permute_ps(v, 0xB1));
+    return v;
+}
+
+/* The same over the 16 lanes of the AVX-512 pattern (lane i: head i % GB, position i / GB). */
+KB_TARGET_AVX512 KB_INLINE __m512 kb_pattern_max512(__m512 v, const int GB)
+{
+    v = _mm512_max_ps(v, _mm512_shuffle_f32x4(v, v, 0x4E)); /* lanes i, i ^ 8 */
+    v = _mm512_max_ps(v, _mm512_shuffle_f32x4(v, v, 0xB1)); /* i, i ^ 4 */
+    if (GB <= 2)
+        v = _mm512_max_ps(v, _mm512_permute_ps(v, 0x4E)); /* i, i ^ 2 */
+    if (GB <= 1)
+        v = _mm512_max_ps(v, _mm512_permute_ps(v, 0xB1)); /* i, i ^ 1 */
+    return v;
+}
+
+KB_TARGET_AVX512 KB_INLINE __m512 kb_pattern_sum512(__m512 v, const int GB)
+{
+    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0x4E));
+    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0xB1));
+    if (GB <= 2)
+        v = _mm512_add_ps(v, _mm512_permute_ps(v, 0x4E));
+    if (GB <= 1)
+        v = _mm512_add_ps(v, _mm512_permute_ps(v, 0xB1));
     return v;
 }
 

@@ -1,0 +1,172 @@
+/* The cell of the AVX-512 decode kernel: positions [j0, j1) of kv heads [kv0, kv1) with all their
+ * q heads, one partial record per q head (attn_decode_plan.h), like attn_decode_cell.h but on
+ * 16-lane vectors throughout. attn_decode_avx512.c defines, before including it,
+ *   kb_dec512_scores(q, D, k, stride, last, GB, F16)
+ *       one vector of scores in the 16-lane pattern (lane i: head i % GB, position i / GB) for
+ *       16 / GB positions (row i at k + min(i, last) * stride elements);
+ *   kb_dec512_accumulate(o, D, v, stride, nt, p, GB, F16, pf)
+ *       o[g] += sum_jj p[jj * GB + g] V[jj] over the tile's nt rows, a prefetch step per
+ *       KB_DEC512_PV_BLOCK(GB, D) elements of D.
+ *
+ * Per tile and block of GB heads: scores (one transpose-reduce per 16 dot products), the
+ * online-softmax step on GB * tile / 16 vectors, the rescale when some alpha differs from 1,
+ * then P V over all the tile's rows in one pass per block of D. The next tile is prefetched in
+ * address order as in attn_decode_cell.h (same stream helpers).
+ *
+ * Why not the shared cell: on the Zen 5 VM (2 cores) its 8-lane pattern (accumulators folded to
+ * 8 lanes, hadd trees, 8-lane exp2) and P V passes of 8 rows left the AVX-512 kernel at ~88
+ * GFLOP/s per thread, 1.52 ms at T = 8192 (Llama-3-8B heads, f16), slower than ~2x its FMA
+ * count would allow (2 zmm FMAs per cycle measured there, f16 conversions hidden at 1 per
+ * 4 FMAs). */
+#ifndef KB_ATTN_DECODE_CELL512_H
+#define KB_ATTN_DECODE_CELL512_H
+
+#include "attn_decode_x86.h"
+
+/* Positions per online-softmax step (a multiple of 16). */
+#ifndef KB_DEC512_TILE
+#define KB_DEC512_TILE 32
+#endif
+
+/* Positions ahead that the prefetch stream runs (a tile's worth of positions from there). */
+#ifndef KB_DEC512_PF_AHEAD
+#define KB_DEC512_PF_AHEAD KB_DEC512_TILE
+#endif
+
+/* The online-softmax step of one head block over the tile's score vectors s[0 .. nv) (nt
+ * positions): writes the weights to p (p[pos * GB + g]), returns alpha in the pattern. */
+KB_TARGET_AVX512 KB_INLINE __m512 kb_dec512_softmax(__m512 *s, int nv, int nt, float *p,
+                                                    __m512 *mst, __m512 *lst, const int GB)
+{
+    const int PG = 16 / GB;
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    if (nt < nv * PG) { /* lanes past the tile's end: -inf */
+        const __m512i pos = _mm512_srli_epi32(
+            _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+            GB == 4 ? 2 : GB == 2 ? 1 : 0);
+        const __mmask16 past =
+            _mm512_cmpge_epi32_mask(pos, _mm512_set1_epi32(nt - (nv - 1) * PG));
+        s[nv - 1] = _mm512_mask_mov_ps(s[nv - 1], past, ninf);
+    }
+    __m512 mx = ninf;
+    for (int v = 0; v < nv; v++)
+        mx = _mm512_max_ps(mx, s[v]);
+    const __m512 m_old = *mst;
+    const __m512 m_new = _mm512_max_ps(m_old, kb_pattern_max512(mx, GB));
+    /* the rules of attn_softmax.h, lane-wise: subtract 0 while the max is -inf; alpha = 0
+     * while the old max is -inf */
+    const __m512 m_use =
+        _mm512_mask_mov_ps(m_new, _mm512_cmp_ps_mask(m_new, ninf, _CMP_EQ_OQ), _mm512_setzero_ps());
+    const __m512 alpha = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(m_old, ninf, _CMP_NEQ_UQ),
+                                             kb_exp2_avx512(_mm512_sub_ps(m_old, m_use)));
+    __m512 psum = _mm512_setzero_ps();
+    for (int v = 0; v < nv; v++) {
+        const __m512 e = kb_exp2_avx512(_mm512_sub_ps(s[v], m_use));
+        psum = _mm512_add_ps(psum, e);
+        _mm512_store_ps(p + 16 * v, e);
+    }
+    *lst = _mm512_fmadd_ps(*lst, alpha, psum);
+    *mst = m_new;
+    return alpha;
+}
+
+/* o[g][0..D) *= alpha of head g (lane g of the pattern), unless every alpha is 1. */
+KB_TARGET_AVX512 KB_INLINE void kb_dec512_rescale(float *const *o, int64_t D, __m512 alpha,
+                                                  const int GB)
+{
+    if (!_mm512_cmp_ps_mask(alpha, _mm512_set1_ps(1.0f), _CMP_NEQ_UQ))
+        return;
+    float a[16] __attribute__((aligned(64)));
+    _mm512_store_ps(a, alpha);
+    for (int g = 0; g < GB; g++) {
+        const __m512 ag = _mm512_set1_ps(a[g]);
+        for (int64_t d = 0; d < D; d += 16)
+            _mm512_store_ps(o[g] + d, _mm512_mul_ps(ag, _mm512_load_ps(o[g] + d)));
+    }
+}
+
+KB_TARGET_AVX512 KB_INLINE void kb_dec512_cell(const kb_dec_job *J, int64_t c, int64_t j0,
+                                               int64_t j1, int64_t kv0, int64_t kv1,
+                                               const int GB, const int F16, const int64_t D)
+{
+    const int PG = 16 / GB; /* positions per score vector */
+    const int64_t H = J->s.heads, G = H / J->s.kv_heads, NB = G / GB, rec = J->rec;
+    const int64_t stride = J->s.kv_heads * D, esz = F16 ? 2 : 4;
+    float *recs = J->part + c * H * rec;
+    for (int64_t h = kv0 * G; h < kv1 * G; h++)
+        kb_sm_record_init(recs + h * rec, D);
+    /* running max and lane-wise sums per head block, in the pattern */
+    __m512 mst[AT_MAX_HEADS], lst[AT_MAX_HEADS];
+    const int64_t nblk = (kv1 - kv0) * NB;
+    for (int64_t b = 0; b < nblk; b++) {
+        mst[b] = _mm512_set1_ps(-INFINITY);
+        lst[b] = _mm512_setzero_ps();
+    }
+    float p[KB_DEC512_TILE * 4] __attribute__((aligned(64)));
+    for (int64_t j = j0; j < j1; j += KB_DEC512_TILE) {
+        const int nt = j1 - j < KB_DEC512_TILE ? (int)(j1 - j) : KB_DEC512_TILE;
+        const int nv = (nt + PG - 1) / PG;
+        /* the next tile, spread over this one: a step per score vector and per block of D
+         * in P V */
+        kb_pf_stream pfk, pfv;
+        const int64_t kd = D < KB_DEC512_PF_KD ? 1 : D / KB_DEC512_PF_KD;
+        kb_dec_prefetch_next(J, j + KB_DEC512_PF_AHEAD - KB_DEC512_TILE, kv0, kv1, KB_DEC512_TILE, nblk * nv * kd,
+                             nblk * (D / KB_DEC512_PV_BLOCK(GB, D)) *
+                                 ((nt + KB_DEC512_PF_ROWS - 1) / KB_DEC512_PF_ROWS),
+                             &pfk, &pfv);
+        for (int64_t kvh = kv0; kvh < kv1; kvh++) {
+            const int64_t off = j * stride + kvh * D;
+            const char *k = (const char *)J->k + off * esz, *v = (const char *)J->v + off * esz;
+            for (int64_t g0 = 0; g0 < G; g0 += GB) {
+                const int64_t h0 = kvh * G + g0, b = (kvh - kv0) * NB + g0 / GB;
+                __m512 s[KB_DEC512_TILE / 4];
+                for (int i = 0; i < nv; i++)
+                    s[i] = kb_dec512_scores(J->q + h0 * D, D, k + i * PG * stride * esz, stride,
+                                            nt - 1 - i * PG, GB, F16, &pfk);
+                const __m512 alpha = kb_dec512_softmax(s, nv, nt, p, &mst[b], &lst[b], GB);
+                float *o[4];
+#pragma GCC unroll 4
+                for (int g = 0; g < GB; g++)
+                    o[g] = recs + (h0 + g) * rec + KB_SM_HDR;
+                kb_dec512_rescale(o, D, alpha, GB);
+                kb_dec512_accumulate(o, D, v, stride, nt, p, GB, F16, &pfv);
+            }
+        }
+    }
+    for (int64_t b = 0; b < nblk; b++) { /* block b: heads kv0 * G + b * GB .. + GB - 1 */
+        float m[16], l[16];
+        _mm512_storeu_ps(m, mst[b]);
+        _mm512_storeu_ps(l, kb_pattern_sum512(lst[b], GB));
+        for (int g = 0; g < GB; g++) {
+            recs[(kv0 * G + b * GB + g) * rec + KB_SM_M] = m[g];
+            recs[(kv0 * G + b * GB + g) * rec + KB_SM_L] = l[g];
+        }
+    }
+}
+
+/* The instances, cell_GB_F16_D, and the table kb_dec_run takes (cells[gb][f16][d index]);
+ * each on a 64-byte boundary, as in attn_decode_cell.h. */
+#define KB_DEC512_CELL(GB, F16, D)                                                          \
+    KB_TARGET_AVX512 __attribute__((aligned(64))) static void cell_##GB##_##F16##_##D(      \
+        const kb_dec_job *J, int64_t c, int64_t j0, int64_t j1, int64_t kv0, int64_t kv1)   \
+    {                                                                                       \
+        kb_dec512_cell(J, c, j0, j1, kv0, kv1, GB, F16, D);                                 \
+    }
+#define KB_DEC512_CELLS_GB(GB)                                                              \
+    KB_DEC512_CELL(GB, 0, 64)                                                               \
+    KB_DEC512_CELL(GB, 0, 128)                                                              \
+    KB_DEC512_CELL(GB, 0, 256)                                                              \
+    KB_DEC512_CELL(GB, 1, 64)                                                               \
+    KB_DEC512_CELL(GB, 1, 128)                                                              \
+    KB_DEC512_CELL(GB, 1, 256)
+#define KB_DEC512_ROW(GB)                                                                   \
+    {{cell_##GB##_0_64, cell_##GB##_0_128, cell_##GB##_0_256},                              \
+     {cell_##GB##_1_64, cell_##GB##_1_128, cell_##GB##_1_256}}
+#define KB_DEC512_CELLS(name)                                                               \
+    KB_DEC512_CELLS_GB(1)                                                                   \
+    KB_DEC512_CELLS_GB(2)                                                                   \
+    KB_DEC512_CELLS_GB(4)                                                                   \
+    static const kb_dec_cell_fn name[5][2][3] = {                                           \
+        [1] = KB_DEC512_ROW(1), [2] = KB_DEC512_ROW(2), [4] = KB_DEC512_ROW(4)}
+
+#endif
