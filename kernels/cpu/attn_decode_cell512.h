@@ -35,8 +35,8 @@
 
 /* The online-softmax step of one head block over the tile's score vectors s[0 .. nv) (nt
  * positions): writes the weights to p (p[pos * GB + g]), returns alpha in the pattern. */
-KB_TARGET_AVX512 KB_INLINE __m512 kb_dec512_softmax(__m512 *s, int nv, int nt, float *p,
-                                                    __m512 *mst, __m512 *lst, const int GB)
+KB_TARGET_AVX512 KB_INLINE __m512 kb_dec512_softmax(int nv, int nt, float *p, __m512 *mst,
+                                                    __m512 *lst, const int GB)
 {
     const int PG = 16 / GB;
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
@@ -46,11 +46,12 @@ KB_TARGET_AVX512 KB_INLINE __m512 kb_dec512_softmax(__m512 *s, int nv, int nt, f
             GB == 4 ? 2 : GB == 2 ? 1 : 0);
         const __mmask16 past =
             _mm512_cmpge_epi32_mask(pos, _mm512_set1_epi32(nt - (nv - 1) * PG));
-        s[nv - 1] = _mm512_mask_mov_ps(s[nv - 1], past, ninf);
+        _mm512_store_ps(p + 16 * (nv - 1),
+                        _mm512_mask_mov_ps(_mm512_load_ps(p + 16 * (nv - 1)), past, ninf));
     }
     __m512 mx = ninf;
     for (int v = 0; v < nv; v++)
-        mx = _mm512_max_ps(mx, s[v]);
+        mx = _mm512_max_ps(mx, _mm512_load_ps(p + 16 * v));
     const __m512 m_old = *mst;
     const __m512 m_new = _mm512_max_ps(m_old, kb_pattern_max512(mx, GB));
     /* the rules of attn_softmax.h, lane-wise: subtract 0 while the max is -inf; alpha = 0
@@ -61,7 +62,7 @@ KB_TARGET_AVX512 KB_INLINE __m512 kb_dec512_softmax(__m512 *s, int nv, int nt, f
                                              kb_exp2_avx512(_mm512_sub_ps(m_old, m_use)));
     __m512 psum = _mm512_setzero_ps();
     for (int v = 0; v < nv; v++) {
-        const __m512 e = kb_exp2_avx512(_mm512_sub_ps(s[v], m_use));
+        const __m512 e = kb_exp2_avx512(_mm512_sub_ps(_mm512_load_ps(p + 16 * v), m_use));
         psum = _mm512_add_ps(psum, e);
         _mm512_store_ps(p + 16 * v, e);
     }
@@ -102,7 +103,7 @@ KB_TARGET_AVX512 KB_INLINE void kb_dec512_cell(const kb_dec_job *J, int64_t c, i
         mst[b] = _mm512_set1_ps(-INFINITY);
         lst[b] = _mm512_setzero_ps();
     }
-    float p[KB_DEC512_TILE * 4] __attribute__((aligned(64)));
+    float p[2][KB_DEC512_TILE * 4] __attribute__((aligned(64)));
     for (int64_t j = j0; j < j1; j += KB_DEC512_TILE) {
         const int nt = j1 - j < KB_DEC512_TILE ? (int)(j1 - j) : KB_DEC512_TILE;
         const int nv = (nt + PG - 1) / PG;
@@ -114,22 +115,35 @@ KB_TARGET_AVX512 KB_INLINE void kb_dec512_cell(const kb_dec_job *J, int64_t c, i
                              nblk * (D / KB_DEC512_PV_BLOCK(GB, D)) *
                                  ((nt + KB_DEC512_PF_ROWS - 1) / KB_DEC512_PF_ROWS),
                              &pfk, &pfv);
-        for (int64_t kvh = kv0; kvh < kv1; kvh++) {
-            const int64_t off = j * stride + kvh * D;
-            const char *k = (const char *)J->k + off * esz, *v = (const char *)J->v + off * esz;
-            for (int64_t g0 = 0; g0 < G; g0 += GB) {
-                const int64_t h0 = kvh * G + g0, b = (kvh - kv0) * NB + g0 / GB;
-                __m512 s[KB_DEC512_TILE / 4];
+        /* software-pipelined over the head blocks: the scores of block b come before the
+         * P V of block b - 1, so the latency of b - 1's softmax step is not exposed */
+        for (int64_t b = 0; b <= nblk; b++) {
+            if (b < nblk) {
+                const int64_t kvh = kv0 + b / NB, h0 = kvh * G + b % NB * GB;
+                const char *k = (const char *)J->k + (j * stride + kvh * D) * esz;
+                float *pb = p[b & 1];
                 for (int i = 0; i < nv; i++)
-                    s[i] = kb_dec512_scores(J->q + h0 * D, D, k + i * PG * stride * esz, stride,
-                                            nt - 1 - i * PG, GB, F16, &pfk);
-                const __m512 alpha = kb_dec512_softmax(s, nv, nt, p, &mst[b], &lst[b], GB);
+                    _mm512_store_ps(pb + 16 * i,
+                                    kb_dec512_scores(J->q + h0 * D, D, k + i * PG * stride * esz,
+                                                     stride, nt - 1 - i * PG, GB, F16, &pfk));
+            }
+            if (b > 0) {
+                const int64_t kvh = kv0 + (b - 1) / NB, h0 = kvh * G + (b - 1) % NB * GB;
+                const char *v = (const char *)J->v + (j * stride + kvh * D) * esz;
+                float *o[4];
+#pragma GCC unroll 4
+                for (int g = 0; g < GB; g++)
+                    o[g] = recs + (h0 + g) * rec + KB_SM_HDR;
+                kb_dec512_accumulate(o, D, v, stride, nt, p[(b - 1) & 1], GB, F16, &pfv);
+            }
+            if (b < nblk) {
+                const int64_t h0 = (kv0 + b / NB) * G + b % NB * GB;
+                const __m512 alpha = kb_dec512_softmax(nv, nt, p[b & 1], &mst[b], &lst[b], GB);
                 float *o[4];
 #pragma GCC unroll 4
                 for (int g = 0; g < GB; g++)
                     o[g] = recs + (h0 + g) * rec + KB_SM_HDR;
                 kb_dec512_rescale(o, D, alpha, GB);
-                kb_dec512_accumulate(o, D, v, stride, nt, p, GB, F16, &pfv);
             }
         }
     }
