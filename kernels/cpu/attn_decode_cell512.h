@@ -25,7 +25,7 @@
 
 /* Positions per online-softmax step (a multiple of 16). */
 #ifndef KB_DEC512_TILE
-#define KB_DEC512_TILE 32
+#define KB_DEC512_TILE 16
 #endif
 
 /* Positions ahead that the prefetch stream runs (a tile's worth of positions from there). */
@@ -86,6 +86,23 @@ KB_TARGET_AVX512 KB_INLINE void kb_dec512_rescale(float *const *o, int64_t D, __
     }
 }
 
+/* The rows of the kv head KB_DEC512_PF_BLOCKS heads after kvh (in the order the cell reads them:
+ * kv heads, then tiles), spread over steps steps. */
+KB_TARGET_AVX512 KB_INLINE void kb_dec512_pf_rows(const kb_dec_job *J, const void *cache,
+                                                  int64_t j, int64_t kvh, int64_t kv0,
+                                                  int64_t kv1, int64_t D, int64_t esz,
+                                                  int64_t steps, kb_pf512 *s)
+{
+    const int64_t u = kvh - kv0 + KB_DEC512_PF_BLOCKS, nkv = kv1 - kv0;
+    const int64_t jt = j + u / nkv * KB_DEC512_TILE, kt = kv0 + u % nkv;
+    const int64_t stride = J->s.kv_heads * D;
+    s->rows = jt >= J->s.T ? 0 : J->s.T - jt < KB_DEC512_TILE ? (int)(J->s.T - jt) : KB_DEC512_TILE;
+    s->row = (const char *)cache + (jt * stride + kt * D) * esz;
+    s->rstride = stride * esz;
+    s->lines = (int)((D * esz + 63) / 64);
+    s->rps = (int)((s->rows + steps - 1) / steps);
+}
+
 KB_TARGET_AVX512 KB_INLINE void kb_dec512_cell(const kb_dec_job *J, int64_t c, int64_t j0,
                                                int64_t j1, int64_t kv0, int64_t kv1,
                                                const int GB, const int F16, const int64_t D)
@@ -109,12 +126,16 @@ KB_TARGET_AVX512 KB_INLINE void kb_dec512_cell(const kb_dec_job *J, int64_t c, i
         const int nv = (nt + PG - 1) / PG;
         /* the next tile, spread over this one: a step per score vector and per block of D
          * in P V */
-        kb_pf_stream pfk, pfv;
+        kb_pf512 pfk = {0}, pfv = {0};
         const int64_t kd = D < KB_DEC512_PF_KD ? 1 : D / KB_DEC512_PF_KD;
-        kb_dec_prefetch_next(J, j + KB_DEC512_PF_AHEAD - KB_DEC512_TILE, kv0, kv1, KB_DEC512_TILE, nblk * nv * kd,
-                             nblk * (D / KB_DEC512_PV_BLOCK(GB, D)) *
-                                 ((nt + KB_DEC512_PF_ROWS - 1) / KB_DEC512_PF_ROWS),
-                             &pfk, &pfv);
+        const int64_t ksteps = nblk * nv * kd,
+                      vsteps = nblk * (D / KB_DEC512_PV_BLOCK(GB, D)) *
+                               ((nt + KB_DEC512_PF_ROWS - 1) / KB_DEC512_PF_ROWS);
+        if (!KB_DEC512_PF_BLOCKS)
+            kb_dec_prefetch_next(J, j + KB_DEC512_PF_AHEAD - KB_DEC512_TILE, kv0, kv1,
+                                 KB_DEC512_TILE, ksteps, vsteps, &pfk.t0, &pfv.t0);
+        (void)ksteps;
+        (void)vsteps;
         /* software-pipelined over the head blocks: the scores of block b come before the
          * P V of block b - 1, so the latency of b - 1's softmax step is not exposed */
         for (int64_t b = 0; b <= nblk; b++) {
@@ -122,6 +143,8 @@ KB_TARGET_AVX512 KB_INLINE void kb_dec512_cell(const kb_dec_job *J, int64_t c, i
                 const int64_t kvh = kv0 + b / NB, h0 = kvh * G + b % NB * GB;
                 const char *k = (const char *)J->k + (j * stride + kvh * D) * esz;
                 float *pb = p[b & 1];
+                if (KB_DEC512_PF_BLOCKS && b % NB == 0)
+                    kb_dec512_pf_rows(J, J->k, j, kvh, kv0, kv1, D, esz, nv * kd * NB, &pfk);
                 for (int i = 0; i < nv; i++)
                     _mm512_store_ps(pb + 16 * i,
                                     kb_dec512_scores(J->q + h0 * D, D, k + i * PG * stride * esz,
@@ -130,6 +153,9 @@ KB_TARGET_AVX512 KB_INLINE void kb_dec512_cell(const kb_dec_job *J, int64_t c, i
             if (b > 0) {
                 const int64_t kvh = kv0 + (b - 1) / NB, h0 = kvh * G + (b - 1) % NB * GB;
                 const char *v = (const char *)J->v + (j * stride + kvh * D) * esz;
+                if (KB_DEC512_PF_BLOCKS && (b - 1) % NB == 0)
+                    kb_dec512_pf_rows(J, J->v, j, kvh, kv0, kv1, D, esz,
+                                      vsteps / nblk * NB, &pfv);
                 float *o[4];
 #pragma GCC unroll 4
                 for (int g = 0; g < GB; g++)
