@@ -9,40 +9,18 @@
  *    rows. */
 #include "attn_decode_x86.h"
 
-#ifndef KB_DEC512_PF_KD
-#define KB_DEC512_PF_KD 32 /* elements of D per K prefetch step */
-#endif
-#ifndef KB_DEC512_PF_ROWS
-#define KB_DEC512_PF_ROWS 4 /* V rows per V prefetch step */
-#endif
-
-#ifndef KB_DEC512_PF_BLOCKS
-#define KB_DEC512_PF_BLOCKS 0
-#endif
-/* A prefetch stream: address order (t0), or rows of one kv head (KB_DEC512_PF_BLOCKS). */
-typedef struct {
-    kb_pf_stream t0;
-    const char *row;
-    int64_t rstride;
-    int rows, lines, rps;
-} kb_pf512;
-
-KB_TARGET_AVX512 KB_INLINE void kb_pf512_step(kb_pf512 *s)
-{
-    if (KB_DEC512_PF_BLOCKS) {
-        for (int r = 0; r < s->rps && s->rows > 0; r++, s->rows--, s->row += s->rstride)
-            for (int l = 0; l < s->lines; l++)
-                _mm_prefetch(s->row + 64 * l, _MM_HINT_T0);
-        return;
-    }
-    kb_pf_step(&s->t0);
-}
+/* Prefetch steps (kb_pf_step, a tile ahead: attn_decode_cell512.h): one per 32 elements of D
+ * in the scores, one per 4 V rows in P V. On the Zen 5 VM (2 cores) this spread beat a step
+ * per score vector and per block of D (the shared cell's), and steps of 16 elements / 2 rows
+ * or 64 elements / 8 rows, by 2-5% at T = 8192. */
+#define KB_DEC512_PF_KD 32
+#define KB_DEC512_PF_ROWS 4
 
 /* Scores of 16/GB positions (row i: k + min(i, last) * stride elements) for the GB query rows
  * at q: lane i is head i % GB, position i / GB. */
 KB_TARGET_AVX512 KB_INLINE __m512 kb_dec512_scores(const float *q, const int64_t D, const void *k,
                                                    int64_t stride, int last, const int GB,
-                                                   const int F16, kb_pf512 *pf)
+                                                   const int F16, kb_pf_stream *pf)
 {
     const int PG = 16 / GB;
     const int64_t esz = F16 ? 2 : 4;
@@ -56,7 +34,7 @@ KB_TARGET_AVX512 KB_INLINE __m512 kb_dec512_scores(const float *q, const int64_t
         acc[i] = _mm512_setzero_ps();
     for (int64_t d = 0; d < D; d += 16) {
         if (d % KB_DEC512_PF_KD == 0)
-            kb_pf512_step(pf);
+            kb_pf_step(pf);
         __m512 qv[4];
 #pragma GCC unroll 4
         for (int g = 0; g < GB; g++) {
@@ -81,7 +59,7 @@ KB_TARGET_AVX512 KB_INLINE __m512 kb_dec512_scores(const float *q, const int64_t
 KB_TARGET_AVX512 KB_INLINE void kb_dec512_accumulate(float *const *o, const int64_t D,
                                                      const void *v, int64_t stride, int nt,
                                                      const float *p, const int GB, const int F16,
-                                                     kb_pf512 *pf)
+                                                     kb_pf_stream *pf)
 {
     const int DB = KB_DEC512_PV_BLOCK(GB, D) / 16; /* vectors of D per head */
     const int64_t rb = stride * (F16 ? 2 : 4);
@@ -95,7 +73,7 @@ KB_TARGET_AVX512 KB_INLINE void kb_dec512_accumulate(float *const *o, const int6
         const char *row = v;
         for (int jj = 0; jj < nt; jj++, row += rb) {
             if (jj % KB_DEC512_PF_ROWS == 0)
-                kb_pf512_step(pf);
+                kb_pf_step(pf);
             __m512 pb[4];
 #pragma GCC unroll 4
             for (int g = 0; g < GB; g++)

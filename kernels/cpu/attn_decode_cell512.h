@@ -1,40 +1,44 @@
 /* The cell of the AVX-512 decode kernel: positions [j0, j1) of kv heads [kv0, kv1) with all their
  * q heads, one partial record per q head (attn_decode_plan.h), like attn_decode_cell.h but on
  * 16-lane vectors throughout. attn_decode_avx512.c defines, before including it,
- *   kb_dec512_scores(q, D, k, stride, last, GB, F16)
+ *   KB_DEC512_PF_KD, KB_DEC512_PF_ROWS, KB_DEC512_PV_BLOCK(GB, D)  its prefetch steps (below);
+ *   kb_dec512_scores(q, D, k, stride, last, GB, F16, pf)
  *       one vector of scores in the 16-lane pattern (lane i: head i % GB, position i / GB) for
- *       16 / GB positions (row i at k + min(i, last) * stride elements);
+ *       16 / GB positions (row i at k + min(i, last) * stride elements), a prefetch step per
+ *       KB_DEC512_PF_KD elements of D;
  *   kb_dec512_accumulate(o, D, v, stride, nt, p, GB, F16, pf)
- *       o[g] += sum_jj p[jj * GB + g] V[jj] over the tile's nt rows, a prefetch step per
- *       KB_DEC512_PV_BLOCK(GB, D) elements of D.
+ *       o[g] += sum_jj p[jj * GB + g] V[jj] over the tile's nt rows, in passes of
+ *       KB_DEC512_PV_BLOCK(GB, D) elements of D, a prefetch step per KB_DEC512_PF_ROWS rows.
  *
- * Per tile and block of GB heads: scores (one transpose-reduce per 16 dot products), the
- * online-softmax step on GB * tile / 16 vectors, the rescale when some alpha differs from 1,
- * then P V over all the tile's rows in one pass per block of D. The next tile is prefetched in
- * address order as in attn_decode_cell.h (same stream helpers).
+ * Per tile and block of GB heads: scores (one transpose-reduce per 16 dot products, stored to
+ * the weights buffer), the online-softmax step on GB * tile / 16 vectors, the rescale when some
+ * alpha differs from 1, then P V over all the tile's rows per block of D. The blocks are
+ * software-pipelined: the scores of block b come before the P V of block b - 1, so the softmax
+ * step's latency chain (max, exp2) is not exposed (3.5% at T = 2048 in cache). The next tile is
+ * prefetched in address order, as in attn_decode_cell.h (the same stream helpers).
  *
  * Why not the shared cell: on the Zen 5 VM (2 cores) its 8-lane pattern (accumulators folded to
- * 8 lanes, hadd trees, 8-lane exp2) and P V passes of 8 rows left the AVX-512 kernel at ~88
- * GFLOP/s per thread, 1.52 ms at T = 8192 (Llama-3-8B heads, f16), slower than ~2x its FMA
- * count would allow (2 zmm FMAs per cycle measured there, f16 conversions hidden at 1 per
- * 4 FMAs). */
+ * 8 lanes, hadd trees, 8-lane exp2) left the AVX-512 kernel at ~90 GFLOP/s per thread: 1.5 ms at
+ * T = 8192 (Llama-3-8B heads, f16 cache), 74-78% of the read bandwidth at 1 thread, 73-75% at 2
+ * (3-round medians); 2 zmm FMAs per cycle measured there, f16 conversions hidden at 1 per 4
+ * FMAs. This cell: 330 -> 236 us at T = 2048 in cache, and 86-93% / 80-91% of read at T = 8192
+ * (3-round medians, interleaved with the old cell in the same runs). */
 #ifndef KB_ATTN_DECODE_CELL512_H
 #define KB_ATTN_DECODE_CELL512_H
 
 #include "attn_decode_x86.h"
 
-/* Positions per online-softmax step (a multiple of 16). */
-#ifndef KB_DEC512_TILE
+/* Positions per online-softmax step (a multiple of 16), which is also the prefetch distance (the
+ * next tile, 64 KiB of K and V ahead at Llama-3-8B shapes). On the Zen 5 VM at T = 8192: 16
+ * gave 93%/88% of read at 1/2 threads where 32 gave 82%/80% (3 rounds), though 32 is 7% faster
+ * in cache (fewer softmax steps and accumulator passes); 32 with the prefetch 16 or 24
+ * positions ahead, or two tiles ahead, ran slower still, as did prefetching into L2 (T1) or a
+ * second T1 stream further ahead, and prefetching in the order of use (rows of the kv head 2 or
+ * 4 ahead). Without software prefetch it runs at 40% of read. */
 #define KB_DEC512_TILE 16
-#endif
 
-/* Positions ahead that the prefetch stream runs (a tile's worth of positions from there). */
-#ifndef KB_DEC512_PF_AHEAD
-#define KB_DEC512_PF_AHEAD KB_DEC512_TILE
-#endif
-
-/* The online-softmax step of one head block over the tile's score vectors s[0 .. nv) (nt
- * positions): writes the weights to p (p[pos * GB + g]), returns alpha in the pattern. */
+/* The online-softmax step of one head block over the tile's nv score vectors at p (nt
+ * positions), in place: they become the weights p[pos * GB + g]; returns alpha in the pattern. */
 KB_TARGET_AVX512 KB_INLINE __m512 kb_dec512_softmax(int nv, int nt, float *p, __m512 *mst,
                                                     __m512 *lst, const int GB)
 {
@@ -86,23 +90,6 @@ KB_TARGET_AVX512 KB_INLINE void kb_dec512_rescale(float *const *o, int64_t D, __
     }
 }
 
-/* The rows of the kv head KB_DEC512_PF_BLOCKS heads after kvh (in the order the cell reads them:
- * kv heads, then tiles), spread over steps steps. */
-KB_TARGET_AVX512 KB_INLINE void kb_dec512_pf_rows(const kb_dec_job *J, const void *cache,
-                                                  int64_t j, int64_t kvh, int64_t kv0,
-                                                  int64_t kv1, int64_t D, int64_t esz,
-                                                  int64_t steps, kb_pf512 *s)
-{
-    const int64_t u = kvh - kv0 + KB_DEC512_PF_BLOCKS, nkv = kv1 - kv0;
-    const int64_t jt = j + u / nkv * KB_DEC512_TILE, kt = kv0 + u % nkv;
-    const int64_t stride = J->s.kv_heads * D;
-    s->rows = jt >= J->s.T ? 0 : J->s.T - jt < KB_DEC512_TILE ? (int)(J->s.T - jt) : KB_DEC512_TILE;
-    s->row = (const char *)cache + (jt * stride + kt * D) * esz;
-    s->rstride = stride * esz;
-    s->lines = (int)((D * esz + 63) / 64);
-    s->rps = (int)((s->rows + steps - 1) / steps);
-}
-
 KB_TARGET_AVX512 KB_INLINE void kb_dec512_cell(const kb_dec_job *J, int64_t c, int64_t j0,
                                                int64_t j1, int64_t kv0, int64_t kv1,
                                                const int GB, const int F16, const int64_t D)
@@ -124,18 +111,14 @@ KB_TARGET_AVX512 KB_INLINE void kb_dec512_cell(const kb_dec_job *J, int64_t c, i
     for (int64_t j = j0; j < j1; j += KB_DEC512_TILE) {
         const int nt = j1 - j < KB_DEC512_TILE ? (int)(j1 - j) : KB_DEC512_TILE;
         const int nv = (nt + PG - 1) / PG;
-        /* the next tile, spread over this one: a step per score vector and per block of D
-         * in P V */
-        kb_pf512 pfk = {0}, pfv = {0};
+        /* the next tile, spread over this one: steps of KB_DEC512_PF_KD elements of D in the
+         * scores, of KB_DEC512_PF_ROWS rows in P V */
+        kb_pf_stream pfk, pfv;
         const int64_t kd = D < KB_DEC512_PF_KD ? 1 : D / KB_DEC512_PF_KD;
-        const int64_t ksteps = nblk * nv * kd,
-                      vsteps = nblk * (D / KB_DEC512_PV_BLOCK(GB, D)) *
-                               ((nt + KB_DEC512_PF_ROWS - 1) / KB_DEC512_PF_ROWS);
-        if (!KB_DEC512_PF_BLOCKS)
-            kb_dec_prefetch_next(J, j + KB_DEC512_PF_AHEAD - KB_DEC512_TILE, kv0, kv1,
-                                 KB_DEC512_TILE, ksteps, vsteps, &pfk.t0, &pfv.t0);
-        (void)ksteps;
-        (void)vsteps;
+        kb_dec_prefetch_next(J, j, kv0, kv1, KB_DEC512_TILE, nblk * nv * kd,
+                             nblk * (D / KB_DEC512_PV_BLOCK(GB, D)) *
+                                 ((nt + KB_DEC512_PF_ROWS - 1) / KB_DEC512_PF_ROWS),
+                             &pfk, &pfv);
         /* software-pipelined over the head blocks: the scores of block b come before the
          * P V of block b - 1, so the latency of b - 1's softmax step is not exposed */
         for (int64_t b = 0; b <= nblk; b++) {
@@ -143,8 +126,6 @@ KB_TARGET_AVX512 KB_INLINE void kb_dec512_cell(const kb_dec_job *J, int64_t c, i
                 const int64_t kvh = kv0 + b / NB, h0 = kvh * G + b % NB * GB;
                 const char *k = (const char *)J->k + (j * stride + kvh * D) * esz;
                 float *pb = p[b & 1];
-                if (KB_DEC512_PF_BLOCKS && b % NB == 0)
-                    kb_dec512_pf_rows(J, J->k, j, kvh, kv0, kv1, D, esz, nv * kd * NB, &pfk);
                 for (int i = 0; i < nv; i++)
                     _mm512_store_ps(pb + 16 * i,
                                     kb_dec512_scores(J->q + h0 * D, D, k + i * PG * stride * esz,
@@ -153,9 +134,6 @@ KB_TARGET_AVX512 KB_INLINE void kb_dec512_cell(const kb_dec_job *J, int64_t c, i
             if (b > 0) {
                 const int64_t kvh = kv0 + (b - 1) / NB, h0 = kvh * G + (b - 1) % NB * GB;
                 const char *v = (const char *)J->v + (j * stride + kvh * D) * esz;
-                if (KB_DEC512_PF_BLOCKS && (b - 1) % NB == 0)
-                    kb_dec512_pf_rows(J, J->v, j, kvh, kv0, kv1, D, esz,
-                                      vsteps / nblk * NB, &pfv);
                 float *o[4];
 #pragma GCC unroll 4
                 for (int g = 0; g < GB; g++)

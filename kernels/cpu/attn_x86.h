@@ -110,26 +110,9 @@ KB_TARGET_AVX512 KB_INLINE __m256 kb_sum8x16(const __m512 *a)
 /* Lane i of the result is the sum of the 16 lanes of a[i]: a transpose-reduce in 15 pair steps,
  * each halving the vectors and the partials per vector. A step adds a blend of the pair (free of
  * the shuffle unit) to the other halves brought over by one shuffle: half the shuffles of the
- * plain two-shuffle steps. */
+ * plain two-shuffle steps (about 1% faster on the Zen 5 VM, 2 cores). */
 KB_TARGET_AVX512 KB_INLINE __m512 kb_sum16x16(const __m512 *a)
 {
-#ifdef KB_SUM16_SHUF
-    static const int perm[16] = {0, 2, 1, 3, 8, 10, 9, 11, 4, 6, 5, 7, 12, 14, 13, 15};
-    __m512 b[8], c[4], d[2];
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; i++)
-        b[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[perm[i]], a[perm[i + 8]], 0x44),
-                             _mm512_shuffle_f32x4(a[perm[i]], a[perm[i + 8]], 0xEE));
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; i++)
-        c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(b[i], b[i + 4], 0x88),
-                             _mm512_shuffle_f32x4(b[i], b[i + 4], 0xDD));
-#pragma GCC unroll 2
-    for (int i = 0; i < 2; i++)
-        d[i] = _mm512_add_ps(_mm512_shuffle_ps(c[i], c[i + 2], 0x44),
-                             _mm512_shuffle_ps(c[i], c[i + 2], 0xEE));
-    return _mm512_add_ps(_mm512_shuffle_ps(d[0], d[1], 0x88), _mm512_shuffle_ps(d[0], d[1], 0xDD));
-#else
     __m512 b[8], c[4], d[2];
 #pragma GCC unroll 8
     for (int i = 0; i < 8; i++) /* lanes 0-7: partials of a[i], 8-15: of a[i + 8] */
@@ -147,7 +130,6 @@ KB_TARGET_AVX512 KB_INLINE __m512 kb_sum16x16(const __m512 *a)
                              _mm512_shuffle_ps(c[i], c[i + 2], 0x4E));
     const __m512 t = _mm512_mask_blend_ps(0xAAAA, d[1], d[0]);
     return _mm512_add_ps(_mm512_mask_blend_ps(0xAAAA, d[0], d[1]), _mm512_permute_ps(t, 0xB1));
-#endif
 }
 
 /* Per-head max / sum over the lanes of one head in the GB pattern, replicated in the pattern. */
