@@ -1,6 +1,7 @@
-/* The cell of the x86 decode kernels, shared by every ISA: positions [j0, j1) of kv heads
- * [kv0, kv1) with all their q heads, one partial record per q head (attn_decode_plan.h). An ISA
- * file differs only in its two vector steps; before including this header it defines
+/* The cell of the AVX2 decode kernel (AVX-512 has its own: attn_decode_cell512.h): positions
+ * [j0, j1) of kv heads [kv0, kv1) with all their q heads, one partial record per q head
+ * (attn_decode_plan.h). The ISA file brings its two vector steps; before including this header
+ * it defines
  *   KB_DEC_TARGET        its target attribute;
  *   KB_DEC_PV_BLOCK(GB)  the elements of D that one step of its P V loop covers;
  *   kb_dec_scores(q, D, k, stride, last, GB, F16, sc, pf)
@@ -20,9 +21,7 @@
  * in address order, a few lines per step of work. On Zen 3 a distance of one tile beat 0.5,
  * 0.75, 1.5 and 2 tiles; one burst per call, a line per step, or prefetching the next kv head's
  * rows as well all ran slower.
- *
- * D is a constant in each instance (64, 128 or 256): 5-6% faster at T = 8192 than D read from
- * the shape. */
+ */
 #ifndef KB_ATTN_DECODE_CELL_H
 #define KB_ATTN_DECODE_CELL_H
 
@@ -80,30 +79,6 @@ KB_DEC_TARGET KB_INLINE void kb_dec_cell(const kb_dec_job *J, int64_t c, int64_t
         kb_dec_finish(recs, rec, kv0 * G + b * GB, mst[b], lst[b], GB);
 }
 
-/* The instances, cell_GB_F16_D, and the table kb_dec_run takes (cells[gb][f16][d index]).
- * Each starts on a 64-byte boundary, so where its loops fall does not move with unrelated code
- * before it (placement alone moved this kernel by a few percent). */
-#define KB_DEC_CELL(GB, F16, D)                                                             \
-    KB_DEC_TARGET __attribute__((aligned(64))) static void cell_##GB##_##F16##_##D(         \
-        const kb_dec_job *J, int64_t c, int64_t j0, int64_t j1, int64_t kv0, int64_t kv1)   \
-    {                                                                                       \
-        kb_dec_cell(J, c, j0, j1, kv0, kv1, GB, F16, D);                                    \
-    }
-#define KB_DEC_CELLS_GB(GB)                                                                 \
-    KB_DEC_CELL(GB, 0, 64)                                                                  \
-    KB_DEC_CELL(GB, 0, 128)                                                                 \
-    KB_DEC_CELL(GB, 0, 256)                                                                 \
-    KB_DEC_CELL(GB, 1, 64)                                                                  \
-    KB_DEC_CELL(GB, 1, 128)                                                                 \
-    KB_DEC_CELL(GB, 1, 256)
-#define KB_DEC_ROW(GB)                                                                      \
-    {{cell_##GB##_0_64, cell_##GB##_0_128, cell_##GB##_0_256},                              \
-     {cell_##GB##_1_64, cell_##GB##_1_128, cell_##GB##_1_256}}
-#define KB_DEC_CELLS(name)                                                                  \
-    KB_DEC_CELLS_GB(1)                                                                      \
-    KB_DEC_CELLS_GB(2)                                                                      \
-    KB_DEC_CELLS_GB(4)                                                                      \
-    static const kb_dec_cell_fn name[5][2][3] = {                                           \
-        [1] = KB_DEC_ROW(1), [2] = KB_DEC_ROW(2), [4] = KB_DEC_ROW(4)}
+#define KB_DEC_CELLS(name) KB_DEC_TABLE(name, KB_DEC_TARGET, kb_dec_cell)
 
 #endif

@@ -162,29 +162,6 @@ KB_TARGET_AVX512 KB_INLINE void kb_dec512_cell(const kb_dec_job *J, int64_t c, i
     }
 }
 
-/* The instances, cell_GB_F16_D, and the table kb_dec_run takes (cells[gb][f16][d index]);
- * each on a 64-byte boundary, as in attn_decode_cell.h. */
-#define KB_DEC512_CELL(GB, F16, D)                                                          \
-    KB_TARGET_AVX512 __attribute__((aligned(64))) static void cell_##GB##_##F16##_##D(      \
-        const kb_dec_job *J, int64_t c, int64_t j0, int64_t j1, int64_t kv0, int64_t kv1)   \
-    {                                                                                       \
-        kb_dec512_cell(J, c, j0, j1, kv0, kv1, GB, F16, D);                                 \
-    }
-#define KB_DEC512_CELLS_GB(GB)                                                              \
-    KB_DEC512_CELL(GB, 0, 64)                                                               \
-    KB_DEC512_CELL(GB, 0, 128)                                                              \
-    KB_DEC512_CELL(GB, 0, 256)                                                              \
-    KB_DEC512_CELL(GB, 1, 64)                                                               \
-    KB_DEC512_CELL(GB, 1, 128)                                                              \
-    KB_DEC512_CELL(GB, 1, 256)
-#define KB_DEC512_ROW(GB)                                                                   \
-    {{cell_##GB##_0_64, cell_##GB##_0_128, cell_##GB##_0_256},                              \
-     {cell_##GB##_1_64, cell_##GB##_1_128, cell_##GB##_1_256}}
-#define KB_DEC512_CELLS(name)                                                               \
-    KB_DEC512_CELLS_GB(1)                                                                   \
-    KB_DEC512_CELLS_GB(2)                                                                   \
-    KB_DEC512_CELLS_GB(4)                                                                   \
-    static const kb_dec_cell_fn name[5][2][3] = {                                           \
-        [1] = KB_DEC512_ROW(1), [2] = KB_DEC512_ROW(2), [4] = KB_DEC512_ROW(4)}
+#define KB_DEC512_CELLS(name) KB_DEC_TABLE(name, KB_TARGET_AVX512, kb_dec512_cell)
 
 #endif

@@ -97,16 +97,6 @@ KB_TARGET_AVX2 KB_INLINE __m256 kb_sum8x8(const __m256 *a)
                          _mm256_permute2f128_ps(u0, u1, 0x31));
 }
 
-/* The 8 sums of the 16 lanes of a[i] (AVX-512 accumulators folded to 8 lanes first). */
-KB_TARGET_AVX512 KB_INLINE __m256 kb_sum8x16(const __m512 *a)
-{
-    __m256 h[8];
-    for (int i = 0; i < 8; i++)
-        h[i] = _mm256_add_ps(_mm512_castps512_ps256(a[i]),
-                             _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a[i]), 1)));
-    return kb_sum8x8(h);
-}
-
 /* Lane i of the result is the sum of the 16 lanes of a[i]: a transpose-reduce in 15 pair steps,
  * each halving the vectors and the partials per vector. A step adds a blend of the pair (free of
  * the shuffle unit) to the other halves brought over by one shuffle: half the shuffles of the
