@@ -10,7 +10,8 @@
 
 #include "kbtest.h"
 
-static void check_vk(const char *const *lines, int n)
+/* Checks the lines' cases with the "vk" implementations only; returns kb_run's count of bad rows. */
+static int run_vk(const char *const *lines, int n, kb_results *r)
 {
     kb_case_list cl = {0};
     kbt_cases(&cl, lines, n);
@@ -18,8 +19,15 @@ static void check_vk(const char *const *lines, int n)
     kb_options_default(&o);
     o.check_only = 1;
     o.impl_re = "^vk$";
+    int bad = kb_run(&o, &cl, r);
+    kb_case_list_free(&cl);
+    return bad;
+}
+
+static void check_vk(const char *const *lines, int n)
+{
     kb_results r = {0};
-    int bad = kb_run(&o, &cl, &r);
+    int bad = run_vk(lines, n, &r);
     kbt_print_failures(&r);
     int passed = 0, skipped = 0;
     for (int i = 0; i < r.n; i++) {
@@ -29,13 +37,11 @@ static void check_vk(const char *const *lines, int n)
     if (passed == 0 && skipped > 0 && bad == 0) {
         print_message("no Vulkan device: %s\n", r.vk_status);
         kb_results_free(&r);
-        kb_case_list_free(&cl);
         skip();
     }
     assert_int_equal(bad, 0);
     assert_true(passed > 0);
     kb_results_free(&r);
-    kb_case_list_free(&cl);
 }
 
 /* The decode tests' environment variables, cleared after each (also after a failure). */
@@ -129,14 +135,8 @@ static void test_vk_decode_splits_malformed(void **st)
     static const char *const bad_values[] = {"3x", "0", "-2", ""};
     for (int i = 0; i < 4; i++) {
         setenv("KB_VK_ATTN_SPLITS", bad_values[i], 1);
-        kb_case_list cl = {0};
-        kbt_cases(&cl, lines, 1);
-        kb_options o;
-        kb_options_default(&o);
-        o.check_only = 1;
-        o.impl_re = "^vk$";
         kb_results r = {0};
-        int bad = kb_run(&o, &cl, &r);
+        int bad = run_vk(lines, 1, &r);
         int errors = 0, skipped = 0;
         for (int j = 0; j < r.n; j++) {
             skipped += r.v[j].status == KB_SKIP;
@@ -146,7 +146,6 @@ static void test_vk_decode_splits_malformed(void **st)
             }
         }
         kb_results_free(&r);
-        kb_case_list_free(&cl);
         if (errors == 0 && skipped > 0) {
             print_message("no Vulkan device\n");
             skip();
