@@ -340,8 +340,8 @@ static void timer_init(const kb_options *o, timer *t)
 static int timer_step(const kb_options *o, timer *t, kb_result *r)
 {
     double gpu;
-    /* one rotation per case, not per row: interleaved rows of a case (1 and 2 threads, the
-     * read yardstick) would otherwise read the same copy back to back, the second one warm */
+    /* one rotation per case, not per row: interleaved rows of a case (1 and 2 threads, other
+     * implementations) would otherwise read the same copy back to back, the second one warm */
     int k = (int)(t->x.d->next_copy++ % (unsigned)t->x.n_states);
     double a = kb_now();
     if (t->n_rep == 0)

@@ -25,7 +25,7 @@
 /* Decode workgroups to aim for (kv heads x row blocks x splits): about one per SM of an
  * H100 (132). Few long workgroups beat many short ones there, T = 32768: Llama-3-8B heads,
  * tile {4,16,1,1}: 69 us with 128 (16 splits), 78 us with 256; Qwen3.5 (2 kv x 256), tile
- * {2,16,0,1}: 83 us with 128 (64 splits), 106 us with 64, 148 us with 512. */
+ * {2,16,0,1}: 83 us with 128 (64 splits), 109 us with 64, 106 us with 256, 148 us with 512. */
 #define CM_DEC_TARGET_WG 128
 
 typedef struct cm_push {
