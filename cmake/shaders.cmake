@@ -1,6 +1,7 @@
-# Compiles every kernels/vulkan/*.comp to SPIR-V at build time and embeds it as a C array:
+# Compiles every kernels/vulkan/<group>/*.comp to SPIR-V at build time and embeds it as a C array:
 # <build>/shaders/<name>.spv.h declares `static const uint32_t kb_spv_<name>[]` (name: the file
-# name up to its first dot).
+# name up to its first dot, unique across groups). A shader includes *.glsl files by bare name
+# from any group folder (kernels/vulkan/common/ for what several groups share).
 # Files named *.coopmat.comp use GL_NV_cooperative_matrix, an optional feature: they are built
 # only when glslang compiles a probe shader with it (Debian 12's does; KHR is not required), and
 # the target then gets KB_HAVE_COOPMAT_NV=1. Their implementations say "not built" otherwise.
@@ -30,9 +31,25 @@ void main() {
   endif()
 endfunction()
 
-function(kb_add_shaders target dir)
-  file(GLOB comps CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/${dir}/*.comp)
-  file(GLOB incs CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/${dir}/*.glsl)
+function(kb_add_shaders target dir groups)
+  set(comps)
+  set(incs)
+  set(incflags)
+  foreach(g ${groups})
+    file(GLOB c CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/${dir}/${g}/*.comp)
+    file(GLOB i CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/${dir}/${g}/*.glsl)
+    list(APPEND comps ${c})
+    list(APPEND incs ${i})
+    list(APPEND incflags -I${CMAKE_SOURCE_DIR}/${dir}/${g})
+  endforeach()
+  set(names)
+  foreach(comp ${comps})
+    get_filename_component(name ${comp} NAME_WE)
+    if(name IN_LIST names)
+      message(FATAL_ERROR "two shaders named ${name}: shader names must be unique across groups")
+    endif()
+    list(APPEND names ${name})
+  endforeach()
   kb_probe_coopmat_nv(have_cm)
   if(have_cm)
     message(STATUS "glslang compiles GL_NV_cooperative_matrix: building the *.coopmat.comp shaders")
@@ -47,7 +64,7 @@ function(kb_add_shaders target dir)
     set(out ${CMAKE_BINARY_DIR}/shaders/${name}.spv.h)
     add_custom_command(OUTPUT ${out}
       COMMAND ${CMAKE_COMMAND} -E make_directory ${CMAKE_BINARY_DIR}/shaders
-      COMMAND ${GLSLANG} -V --target-env vulkan1.2 --quiet --vn kb_spv_${name} -o ${out} ${comp}
+      COMMAND ${GLSLANG} -V --target-env vulkan1.2 --quiet ${incflags} --vn kb_spv_${name} -o ${out} ${comp}
       # static, so that two host files may embed the same shader
       COMMAND sed -i "s/^const uint32_t/static const uint32_t/" ${out}
       DEPENDS ${comp} ${incs}

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "simd_x86.h"
+#include "calibrate_cpu.h"
 #include "stats.h"
 #include "sysinfo.h"
 
@@ -26,80 +26,7 @@ void kb_calibration_path(char *buf, size_t n)
     snprintf(buf, n, "%s/results/calibration-%s.json", KB_SOURCE_DIR, key);
 }
 
-/* ---- CPU loops: copy, triad, FMA peak ------------------------------------------------------ */
-
-typedef struct {
-    float *a, *b, *c;
-    size_t n;
-    int kind; /* 0 copy b -> a, 1 triad a = b + s c */
-} bw_job;
-
-KB_TARGET_AVX2 static void bw_task(void *arg, int tid, int nt)
-{
-    bw_job *j = arg;
-    int64_t lo, hi;
-    kb_split((int64_t)j->n, 64, tid, nt, &lo, &hi);
-    const __m256 s = _mm256_set1_ps(3.0f);
-    if (j->kind == 0) {
-        for (int64_t i = lo; i < hi; i += 16) {
-            _mm256_store_ps(j->a + i, _mm256_load_ps(j->b + i));
-            _mm256_store_ps(j->a + i + 8, _mm256_load_ps(j->b + i + 8));
-        }
-    } else {
-        for (int64_t i = lo; i < hi; i += 16) {
-            _mm256_store_ps(j->a + i, _mm256_fmadd_ps(s, _mm256_load_ps(j->c + i), _mm256_load_ps(j->b + i)));
-            _mm256_store_ps(j->a + i + 8,
-                            _mm256_fmadd_ps(s, _mm256_load_ps(j->c + i + 8), _mm256_load_ps(j->b + i + 8)));
-        }
-    }
-}
-
-typedef struct {
-    double iters;
-    volatile float sink;
-} fma_job;
-
-/* Independent FMA chains in named registers (an array can be kept in memory at -O0/-O2),
- * enough to cover FMA latency x throughput (Zen 3: 4 x 2; Intel: 4 x 2). */
-#define FMA8(op, a, m, c) \
-    a##0 = op(a##0, m, c); a##1 = op(a##1, m, c); a##2 = op(a##2, m, c); a##3 = op(a##3, m, c); \
-    a##4 = op(a##4, m, c); a##5 = op(a##5, m, c); a##6 = op(a##6, m, c); a##7 = op(a##7, m, c)
-
-KB_TARGET_AVX2 static void fma_avx2_task(void *arg, int tid, int nt)
-{
-    fma_job *j = arg;
-    const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
-    __m256 a0 = _mm256_set1_ps((float)tid), a1 = _mm256_add_ps(a0, c), a2 = _mm256_add_ps(a1, c),
-           a3 = _mm256_add_ps(a2, c), a4 = _mm256_add_ps(a3, c), a5 = _mm256_add_ps(a4, c),
-           a6 = _mm256_add_ps(a5, c), a7 = _mm256_add_ps(a6, c);
-    const long n = (long)j->iters;
-    for (long i = 0; i < n; i++) {
-        FMA8(_mm256_fmadd_ps, a, m, c);
-        __asm__ volatile("" : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3)); /* keep the chains live */
-    }
-    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
-                             _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
-    if (tid == 0)
-        j->sink = _mm256_cvtss_f32(s);
-}
-
-KB_TARGET_AVX512 static void fma_avx512_task(void *arg, int tid, int nt)
-{
-    fma_job *j = arg;
-    const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
-    __m512 a0 = _mm512_set1_ps((float)tid), a1 = _mm512_add_ps(a0, c), a2 = _mm512_add_ps(a1, c),
-           a3 = _mm512_add_ps(a2, c), a4 = _mm512_add_ps(a3, c), a5 = _mm512_add_ps(a4, c),
-           a6 = _mm512_add_ps(a5, c), a7 = _mm512_add_ps(a6, c);
-    const long n = (long)j->iters;
-    for (long i = 0; i < n; i++) {
-        FMA8(_mm512_fmadd_ps, a, m, c);
-        __asm__ volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3));
-    }
-    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
-                             _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
-    if (tid == 0)
-        j->sink = _mm512_reduce_add_ps(s);
-}
+/* ---- CPU loops: kernels/cpu/read/calib_x86.c, through calibrate_cpu.h ---------------- */
 
 static double best_of(kb_pool *p, kb_task_fn fn, void *arg, int reps)
 {
@@ -192,23 +119,24 @@ int kb_calibrate(const kb_options *o, const char *path, kb_peaks *pk)
         fprintf(stderr, "calibrate: %d thread(s): read", t);
         pk->read_gbps[t] = measure_read(o, cpu_read_impls(), t, 1024);
         kb_pool *p = kb_pool_create(t, 1);
-        if (kb_cpu()->avx2) {
+        kb_task_fn bw = kb_calib_bw_task();
+        if (bw) {
             fprintf(stderr, ", copy, triad");
-            bw_job j = {a, b, c, n, 0};
-            pk->copy_gbps[t] = 8.0 * n / best_of(p, bw_task, &j, 5) * 1e-9; /* read + write */
-            j.kind = 1;
-            pk->triad_gbps[t] = 12.0 * n / best_of(p, bw_task, &j, 5) * 1e-9;
+            kb_calib_bw_job j = {a, b, c, n, 0};
+            pk->copy_gbps[t] = 8.0 * n / best_of(p, bw, &j, 5) * 1e-9; /* read + write */
+            j.triad = 1;
+            pk->triad_gbps[t] = 12.0 * n / best_of(p, bw, &j, 5) * 1e-9;
         }
         if (ci == 0) { /* per-thread FMA rate, one thread */
             kb_pool_destroy(p);
             p = kb_pool_create(1, 1);
             fprintf(stderr, ", fma");
-            fma_job fj = {.iters = 2e7};
-            if (kb_cpu()->avx2)
-                pk->fma_gflops_1t_avx2 = 2.0 * 8 * 8 * fj.iters / best_of(p, fma_avx2_task, &fj, 3) * 1e-9;
-            if (kb_cpu()->avx512f)
-                pk->fma_gflops_1t_avx512 =
-                    2.0 * 16 * 8 * fj.iters / best_of(p, fma_avx512_task, &fj, 3) * 1e-9;
+            kb_calib_fma_job fj = {.iters = 2e7};
+            kb_task_fn f8 = kb_calib_fma_task(8), f16 = kb_calib_fma_task(16);
+            if (f8)
+                pk->fma_gflops_1t_avx2 = 2.0 * 8 * 8 * fj.iters / best_of(p, f8, &fj, 3) * 1e-9;
+            if (f16)
+                pk->fma_gflops_1t_avx512 = 2.0 * 16 * 8 * fj.iters / best_of(p, f16, &fj, 3) * 1e-9;
         }
         fprintf(stderr, "\n");
         kb_pool_destroy(p);

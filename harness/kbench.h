@@ -97,6 +97,9 @@ typedef struct kb_family {
      * expert matvec reads K of E matrices); the copies for cold timing are counted from it.
      * NULL: all of them. */
     double (*rotated_read)(const int64_t *p);
+    /* A small shape (suite-line keys, "rows=33 cols=64") on which the generic tests run every
+     * family: planted bugs (tests/harness/test_planted.c), seed sweeps. Required. */
+    const char *test_shape;
 } kb_family;
 
 int64_t kb_case_param(const kb_case *c, const char *name); /* -1 when the family has none */

@@ -49,4 +49,61 @@ static inline void kbt_print_failures(const kb_results *r)
     }
 }
 
+/* Checks the lines' cases with the CPU implementations matching impl_re (NULL: all, ref
+ * included) at threads 1, 2 and 3; fails on any FAIL or ERROR row, and when no implementation
+ * other than ref passed (an optimized kernel must have run, or the test proves nothing). */
+static inline void kbt_check_cpu(const char *impl_re, const char *const *lines, int n)
+{
+    kb_case_list cl = {0};
+    kbt_cases(&cl, lines, n);
+    kb_options o;
+    kbt_check_options(&o);
+    o.no_vulkan = 1; /* each group's Vulkan implementations have their own test */
+    o.impl_re = impl_re;
+    kb_results r = {0};
+    int bad = kb_run(&o, &cl, &r);
+    kbt_print_failures(&r);
+    int checked = 0;
+    for (int i = 0; i < r.n; i++)
+        checked += r.v[i].status == KB_PASS && strcmp(r.v[i].impl->name, "ref") != 0;
+    kb_results_free(&r);
+    kb_case_list_free(&cl);
+    assert_int_equal(bad, 0);
+    assert_true(checked > 0);
+}
+
+/* Checks the lines' cases with the Vulkan implementations matching impl_re ("^vk$", ...).
+ * Skips the test, with the reason, when none can run here (no device, or the build or device
+ * lacks the variant's feature); otherwise fails on any FAIL or ERROR row. */
+static inline void kbt_check_vk(const char *impl_re, const char *const *lines, int n)
+{
+    kb_case_list cl = {0};
+    kbt_cases(&cl, lines, n);
+    kb_options o;
+    kb_options_default(&o);
+    o.check_only = 1;
+    o.impl_re = impl_re;
+    kb_results r = {0};
+    int bad = kb_run(&o, &cl, &r);
+    kbt_print_failures(&r);
+    int passed = 0, skipped = 0;
+    char why[256] = "";
+    for (int i = 0; i < r.n; i++) {
+        passed += r.v[i].status == KB_PASS;
+        if (r.v[i].status == KB_SKIP) {
+            if (!skipped)
+                snprintf(why, sizeof why, "%s", r.v[i].msg[0] ? r.v[i].msg : r.vk_status);
+            skipped++;
+        }
+    }
+    kb_results_free(&r);
+    kb_case_list_free(&cl);
+    if (passed == 0 && skipped > 0 && bad == 0) {
+        print_message("%s not run here: %s\n", impl_re, why);
+        skip();
+    }
+    assert_int_equal(bad, 0);
+    assert_true(passed > 0);
+}
+
 #endif

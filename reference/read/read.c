@@ -46,7 +46,7 @@ static double flops(const int64_t *p) { return (double)(p[RD_MIB] << 18); }
 
 const kb_family kb_family_read = {
     .name = "read",
-    .suite = "matvec",
+    .suite = "read",
     .help = "sum of an f32 array: the streaming-read bandwidth yardstick",
     .nparams = 1,
     .params = {{"mib", 256, 1, 1 << 16, "array size in MiB"}},
@@ -57,4 +57,5 @@ const kb_family kb_family_read = {
     .flops = flops,
     .rotate_mask = 1,
     .tol_nmse = 1e-8,
+    .test_shape = "mib=1",
 };

@@ -5,37 +5,9 @@
 #include "kbtest.h"
 
 /* Mesa's lavapipe leaks 128 bytes in an initialiser of its own (see tests/CMakeLists.txt, which
- * turns leak checking off for test_vulkan): the same here, in sanitizer builds only. */
+ * turns leak checking off for the Vulkan tests): the same here, in sanitizer builds only. */
 const char *__asan_default_options(void);
 const char *__asan_default_options(void) { return "detect_leaks=0"; }
-
-static void check_vk(const char *const *lines, int n)
-{
-    kb_case_list cl = {0};
-    kbt_cases(&cl, lines, n);
-    kb_options o;
-    kb_options_default(&o);
-    o.check_only = 1;
-    o.impl_re = "^vk";
-    kb_results r = {0};
-    int bad = kb_run(&o, &cl, &r);
-    kbt_print_failures(&r);
-    int passed = 0, skipped = 0;
-    for (int i = 0; i < r.n; i++) {
-        passed += r.v[i].status == KB_PASS;
-        skipped += r.v[i].status == KB_SKIP;
-    }
-    if (passed == 0 && skipped > 0 && bad == 0) {
-        print_message("no Vulkan device: %s\n", r.vk_status);
-        kb_results_free(&r);
-        kb_case_list_free(&cl);
-        skip();
-    }
-    assert_int_equal(bad, 0);
-    assert_true(passed > 0);
-    kb_results_free(&r);
-    kb_case_list_free(&cl);
-}
 
 /* cols 64: one partial chunk; 1088 (a multiple of 32 and 64, not of 128): a full chunk of a8
  * and a partial one after it; 2048: whole chunks of every format. */
@@ -51,7 +23,7 @@ static void test_vk_affine_odd(void **st)
         "matvec_a2 rows=7 cols=128,2048 group=128",
         "matvec_bf16 rows=1,7,33 cols=32,1056,2048",
     };
-    check_vk(lines, 7);
+    kbt_check_vk("^vk", lines, 7);
 }
 
 static void test_vk_affine_tokens(void **st)
@@ -63,7 +35,7 @@ static void test_vk_affine_tokens(void **st)
         "matvec_a2 rows=45 cols=256 tokens=2,3,16 group=128",
         "matvec_bf16 rows=45 cols=256 tokens=2,3,16",
     };
-    check_vk(lines, 4);
+    kbt_check_vk("^vk", lines, 4);
 }
 
 static void test_vk_affine_experts(void **st)
@@ -75,7 +47,7 @@ static void test_vk_affine_experts(void **st)
         "matvec_a2 rows=33 cols=128 tokens=2 experts=3 n_experts=0,16 shared_x=0,1",
         "matvec_bf16 rows=33 cols=128 tokens=1,3 experts=3 n_experts=512 shared_x=0,1",
     };
-    check_vk(lines, 4);
+    kbt_check_vk("^vk", lines, 4);
 }
 
 int main(void)

@@ -71,4 +71,5 @@ const kb_family kb_family_attn_decode = {
     .flops = flops,
     .rotate_mask = AT_ROTATE,
     .tol_nmse = AT_TOL_NMSE,
+    .test_shape = "heads=4 kv_heads=2 head_dim=64 T=37",
 };

@@ -57,4 +57,5 @@ const kb_family kb_family_matvec_q8_0 = {
     .flops = kb_mv_flops,
     .rotate_mask = 1u << MV_W,
     .tol_nmse = 1e-9,
+    .test_shape = "rows=33 cols=64 tokens=2",
 };

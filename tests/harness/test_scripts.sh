@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Tests of scripts/compare and scripts/plot on the fixtures in tests/fixtures/.
-# usage: bash tests/test_scripts.sh [SOURCE_DIR]   (default: the directory above this script)
+# Tests of scripts/compare and scripts/plot on the fixtures in tests/harness/fixtures/.
+# usage: bash tests/harness/test_scripts.sh [SOURCE_DIR]   (default: two directories above this script)
 # Exit 0 when every check passes; the last line says "N passed, M failed".
 
 set -u
 
-SRC=${1:-"$(dirname "$0")/.."}
+SRC=${1:-"$(dirname "$0")/../.."}
 if ! SRC=$(cd "$SRC" 2>/dev/null && pwd); then
     echo "test_scripts: no source directory '${1:-}'" >&2
     exit 2
 fi
-FIX="$SRC/tests/fixtures"
+FIX="$SRC/tests/harness/fixtures"
 COMPARE="$SRC/scripts/compare"
 PLOT="$SRC/scripts/plot"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/kbench-test-scripts.XXXXXX") || exit 2

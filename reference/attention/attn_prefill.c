@@ -72,4 +72,5 @@ const kb_family kb_family_attn_prefill = {
     .flops = flops,
     .rotate_mask = AT_ROTATE,
     .tol_nmse = AT_TOL_NMSE,
+    .test_shape = "heads=4 kv_heads=2 head_dim=64 n_q=9 p0=5",
 };

@@ -1,13 +1,13 @@
-/* matvec_a8: y[k][t][r] = sum_c W[m][r,c] * x[t][c], W in MLX affine 8-bit (m = idx[k] with
+/* matvec_a2: y[k][t][r] = sum_c W[m][r,c] * x[t][c], W in MLX affine 2-bit (m = idx[k] with
  * experts, else one matrix); the definition is kb_mva_reference (matvec_affine_common.c). */
 #include "matvec_affine_common.h"
 
-KB_MVA_HOOKS(8)
+KB_MVA_HOOKS(2)
 
-const kb_family kb_family_matvec_a8 = {
-    .name = "matvec_a8",
+const kb_family kb_family_matvec_a2 = {
+    .name = "matvec_a2",
     .suite = "matvec",
-    .help = "y = W x, W in MLX affine 8-bit (u32-packed codes, bf16 scale + bias per group); "
+    .help = "y = W x, W in MLX affine 2-bit (u32-packed codes, bf16 scale + bias per group); "
             "tokens, MoE experts",
     MVA_AFFINE_PARAMS,
     .validate = validate,
@@ -19,4 +19,5 @@ const kb_family kb_family_matvec_a8 = {
     .rotate_mask = 1u << AF_W | 1u << AF_S | 1u << AF_B,
     .rotated_read = rotated_read,
     .tol_nmse = 1e-9,
+    .test_shape = "rows=33 cols=128 group=32 tokens=2",
 };

@@ -47,7 +47,7 @@ double kb_attn_flops(const kb_attn_shape *s);
  * to f32 exactly). Their error is f32 rounding in dot products of length D, 2^x and sums over
  * T positions: measured NMSE ~5e-12 at T = 8192 and ~1e-11 at T = 32768 (D = 128 and 256).
  * 1e-8 leaves three orders of magnitude for other summation orders (GPU reductions) and still
- * fails a kernel that loses one position (NMSE ~1e-4 at T = 1024, test_attention). Kernels that
+ * fails a kernel that loses one position (NMSE ~1e-4 at T = 1024, test_attention_cpu). Kernels that
  * round Q, P or the accumulators to f16 state their own. */
 #define AT_TOL_NMSE 1e-8
 

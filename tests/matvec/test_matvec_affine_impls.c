@@ -6,28 +6,6 @@
 
 #include "matvec_affine_common.h"
 
-static void check_impl_lines(const char *impl_re, const char *const *lines, int n)
-{
-    kb_case_list cl = {0};
-    kbt_cases(&cl, lines, n);
-    kb_options o;
-    kbt_check_options(&o);
-    o.no_vulkan = 1; /* Vulkan has its own test (test_vulkan) */
-    o.impl_re = impl_re;
-    kb_results r = {0};
-    int bad = kb_run(&o, &cl, &r);
-    kbt_print_failures(&r);
-    int checked = 0;
-    for (int i = 0; i < r.n; i++)
-        checked += r.v[i].status == KB_PASS;
-    assert_true(checked > 0);
-    assert_int_equal(bad, 0);
-    kb_results_free(&r);
-    kb_case_list_free(&cl);
-}
-
-static void check_lines(const char *const *lines, int n) { check_impl_lines(NULL, lines, n); }
-
 /* ---- the families' contract ------------------------------------------------------------- */
 
 static void expect_error(const char *line, const char *msg)
@@ -166,7 +144,7 @@ static void test_odd_shapes(void **st)
         "matvec_a2 rows=1 cols=32,96,4128 group=32", "matvec_a2 rows=1 cols=64,192 group=64",
         "matvec_a4 rows=1 cols=128,384 group=128",   "matvec_bf16 rows=1 cols=32,96,4128",
     };
-    check_impl_lines(NOT_I8, one, 6);
+    kbt_check_cpu(NOT_I8, one, 6);
     /* 2-bit rows of 32 groups: a last 8-byte unit (cols % 64 == 32) */
     static const char *const lines[] = {
         "matvec_a8 rows=7,33 cols=32,96,4128 group=32",
@@ -180,7 +158,7 @@ static void test_odd_shapes(void **st)
         "matvec_a2 rows=7,33 cols=128,384 group=128",
         "matvec_bf16 rows=7,33 cols=32,96,4128",
     };
-    check_lines(lines, 10);
+    kbt_check_cpu(NULL, lines, 10);
 }
 
 static void test_tokens(void **st)
@@ -190,7 +168,7 @@ static void test_tokens(void **st)
         "matvec_a4 rows=1 cols=64 group=32 tokens=1",
         "matvec_a2 rows=1 cols=64 group=32 tokens=1",
     };
-    check_impl_lines(NOT_I8, one, 2);
+    kbt_check_cpu(NOT_I8, one, 2);
     static const char *const lines[] = {
         "matvec_a8 rows=7,33 cols=256 group=32,128 tokens=2,3,4,5,8,9,15,16",
         "matvec_a4 rows=7,33 cols=256 group=32,64,128 tokens=2,3,4,5,8,9,15,16",
@@ -198,7 +176,7 @@ static void test_tokens(void **st)
         "matvec_a2 rows=1,7 cols=96 group=32 tokens=4,7,16",
         "matvec_bf16 rows=7,33 cols=96 tokens=2,3,4,5,8,9,15,16",
     };
-    check_lines(lines, 5);
+    kbt_check_cpu(NULL, lines, 5);
 }
 
 static void test_experts(void **st)
@@ -216,7 +194,7 @@ static void test_experts(void **st)
         "matvec_a2 rows=7 cols=256 group=128 experts=10 n_experts=512 shared_x=0,1",
         "matvec_bf16 rows=7 cols=64 experts=16 n_experts=512 shared_x=1 tokens=2",
     };
-    check_lines(lines, 7);
+    kbt_check_cpu(NULL, lines, 7);
 }
 
 static void test_model_shapes(void **st)
@@ -229,7 +207,7 @@ static void test_model_shapes(void **st)
         "matvec_a2 rows=1024 cols=4096 group=64",
         "matvec_bf16 rows=256 cols=7168",
     };
-    check_lines(lines, 5);
+    kbt_check_cpu(NULL, lines, 5);
 }
 
 int main(void)

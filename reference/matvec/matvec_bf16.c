@@ -19,4 +19,5 @@ const kb_family kb_family_matvec_bf16 = {
     .rotate_mask = 1u << BF_W,
     .rotated_read = rotated_read,
     .tol_nmse = 1e-9,
+    .test_shape = "rows=33 cols=64 tokens=2",
 };

@@ -3,7 +3,7 @@
  * scores and P V as register-blocked outer products of 8 rows x 32 columns (16 accumulators of
  * the 32 registers); the online softmax per row on two 16-lane vectors, the causal mask as a
  * lane mask. Not runnable on the AVX2 development machine (it reports itself unavailable
- * there); test_attention checks it on an AVX-512 host. */
+ * there); test_attention_cpu checks it on an AVX-512 host. */
 #include "attn_prefill_plan.h"
 #include "attn_x86.h"
 

@@ -24,26 +24,6 @@ static int run_vk(const char *const *lines, int n, kb_results *r)
     return bad;
 }
 
-static void check_vk(const char *const *lines, int n)
-{
-    kb_results r = {0};
-    int bad = run_vk(lines, n, &r);
-    kbt_print_failures(&r);
-    int passed = 0, skipped = 0;
-    for (int i = 0; i < r.n; i++) {
-        passed += r.v[i].status == KB_PASS;
-        skipped += r.v[i].status == KB_SKIP;
-    }
-    if (passed == 0 && skipped > 0 && bad == 0) {
-        print_message("no Vulkan device: %s\n", r.vk_status);
-        kb_results_free(&r);
-        skip();
-    }
-    assert_int_equal(bad, 0);
-    assert_true(passed > 0);
-    kb_results_free(&r);
-}
-
 /* The decode tests' environment variables, cleared after each (also after a failure). */
 static int dec_env_clear(void **st)
 {
@@ -71,13 +51,13 @@ static const char *const DEC_GQA[] = {
 static void test_vk_decode_lengths(void **st)
 {
     (void)st;
-    check_vk(DEC_LENGTHS, 1);
+    kbt_check_vk("^vk$", DEC_LENGTHS, 1);
 }
 
 static void test_vk_decode_gqa(void **st)
 {
     (void)st;
-    check_vk(DEC_GQA, 5);
+    kbt_check_vk("^vk$", DEC_GQA, 5);
 }
 
 /* The staged pass 1 (attn_decode_staged.comp) on the same cases. */
@@ -85,8 +65,8 @@ static void test_vk_decode_staged(void **st)
 {
     (void)st;
     setenv("KB_VK_ATTN_DECODE", "staged", 1);
-    check_vk(DEC_LENGTHS, 1);
-    check_vk(DEC_GQA, 5);
+    kbt_check_vk("^vk$", DEC_LENGTHS, 1);
+    kbt_check_vk("^vk$", DEC_GQA, 5);
 }
 
 /* Staged tiles other than the default: more A threads per row (down to one unit each, 64 per
@@ -102,12 +82,12 @@ static void test_vk_decode_staged_tiles(void **st)
     static const char *const tiles[] = {"staged:1", "staged:2", "staged:4"};
     for (int i = 0; i < 3; i++) {
         setenv("KB_VK_ATTN_DECODE", tiles[i], 1);
-        check_vk(lines, 2);
+        kbt_check_vk("^vk$", lines, 2);
     }
     setenv("KB_VK_ATTN_DECODE", "staged", 1);
     setenv("KB_VK_ATTN_RESCALE", "0", 1);
-    check_vk(lines, 2);
-    check_vk(DEC_GQA, 5);
+    kbt_check_vk("^vk$", lines, 2);
+    kbt_check_vk("^vk$", DEC_GQA, 5);
 }
 
 /* Few splits of many tiles each (KB_VK_ATTN_SPLITS; direct, then staged), then the automatic
@@ -119,12 +99,12 @@ static void test_vk_decode_splits(void **st)
         "attn_decode heads=8 kv_heads=2 head_dim=128,256 T=1000,4099 kv_f16=0,1",
     };
     setenv("KB_VK_ATTN_SPLITS", "3", 1);
-    check_vk(lines, 1);
+    kbt_check_vk("^vk$", lines, 1);
     setenv("KB_VK_ATTN_DECODE", "staged", 1);
-    check_vk(lines, 1);
+    kbt_check_vk("^vk$", lines, 1);
     unsetenv("KB_VK_ATTN_DECODE");
     unsetenv("KB_VK_ATTN_SPLITS");
-    check_vk(lines, 1);
+    kbt_check_vk("^vk$", lines, 1);
 }
 
 /* A malformed KB_VK_ATTN_SPLITS is an error naming the variable, not a silent default. */
@@ -162,7 +142,7 @@ static void test_vk_prefill(void **st)
         "attn_prefill heads=4 kv_heads=1 head_dim=64,128,256 n_q=1,5,33,70 p0=0,3 kv_f16=0,1",
         "attn_prefill heads=6 kv_heads=3,2 head_dim=64 n_q=11,30 p0=0,41 kv_f16=1",
     };
-    check_vk(lines, 2);
+    kbt_check_vk("^vk$", lines, 2);
 }
 
 static void test_vk_prefill_long(void **st)
@@ -171,7 +151,7 @@ static void test_vk_prefill_long(void **st)
     static const char *const lines[] = {
         "attn_prefill heads=8 kv_heads=2 head_dim=128 n_q=130 p0=0,300 kv_f16=0,1",
     };
-    check_vk(lines, 1);
+    kbt_check_vk("^vk$", lines, 1);
 }
 
 int main(void)

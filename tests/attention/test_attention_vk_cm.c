@@ -8,34 +8,6 @@
 
 #include "kbtest.h"
 
-static void check_cm(const char *const *lines, int n)
-{
-    kb_case_list cl = {0};
-    kbt_cases(&cl, lines, n);
-    kb_options o;
-    kb_options_default(&o);
-    o.check_only = 1;
-    o.impl_re = "^vk_cm$";
-    kb_results r = {0};
-    int bad = kb_run(&o, &cl, &r);
-    kbt_print_failures(&r);
-    int passed = 0, skipped = 0;
-    for (int i = 0; i < r.n; i++) {
-        passed += r.v[i].status == KB_PASS;
-        skipped += r.v[i].status == KB_SKIP;
-    }
-    if (passed == 0 && skipped > 0 && bad == 0) {
-        print_message("vk_cm not run here: %s\n", r.n ? r.v[0].msg : "");
-        kb_results_free(&r);
-        kb_case_list_free(&cl);
-        skip();
-    }
-    assert_int_equal(bad, 0);
-    assert_true(passed > 0);
-    kb_results_free(&r);
-    kb_case_list_free(&cl);
-}
-
 static const char *const decode_lines[] = {
     "attn_decode heads=4 kv_heads=1 head_dim=64,128,256 T=1,2,17,129,300 kv_f16=0,1",
     "attn_decode heads=16 kv_heads=16,4,1 head_dim=128 T=1,57,1000 kv_f16=0,1",
@@ -53,18 +25,18 @@ static const char *const prefill_lines[] = {
 static void test_cm_decode(void **st)
 {
     (void)st;
-    check_cm(decode_lines, 4);
+    kbt_check_vk("^vk_cm$", decode_lines, 4);
     setenv("KB_VK_ATTN_SPLITS", "3", 1);
-    check_cm(decode_lines, 4);
+    kbt_check_vk("^vk_cm$", decode_lines, 4);
     setenv("KB_VK_ATTN_SPLITS", "1", 1);
-    check_cm(decode_lines, 2);
+    kbt_check_vk("^vk_cm$", decode_lines, 2);
     unsetenv("KB_VK_ATTN_SPLITS");
 }
 
 static void test_cm_prefill(void **st)
 {
     (void)st;
-    check_cm(prefill_lines, 4);
+    kbt_check_vk("^vk_cm$", prefill_lines, 4);
 }
 
 /* Every rise of a row's max rescales O: the path the default threshold takes rarely. */
@@ -72,8 +44,8 @@ static void test_cm_rescale(void **st)
 {
     (void)st;
     setenv("KB_VK_CM_RESCALE", "0", 1);
-    check_cm(prefill_lines, 4);
-    check_cm(decode_lines, 2);
+    kbt_check_vk("^vk_cm$", prefill_lines, 4);
+    kbt_check_vk("^vk_cm$", decode_lines, 2);
     unsetenv("KB_VK_CM_RESCALE");
 }
 
@@ -90,7 +62,7 @@ static void test_cm_tiles(void **st)
                                         "4,16", "2,16,1,1", "3,16,0,1"};
     for (int i = 0; i < 6; i++) {
         setenv("KB_VK_CM_TILE", tiles[i], 1);
-        check_cm(lines, 2);
+        kbt_check_vk("^vk_cm$", lines, 2);
     }
     unsetenv("KB_VK_CM_TILE");
 }

@@ -11,32 +11,13 @@
 #include "attn_x86.h"
 #include "kbtest.h"
 
-static void check_lines(const char *const *lines, int n)
-{
-    kb_case_list cl = {0};
-    kbt_cases(&cl, lines, n);
-    kb_options o;
-    kbt_check_options(&o);
-    o.no_vulkan = 1; /* Vulkan implementations have their own test */
-    kb_results r = {0};
-    int bad = kb_run(&o, &cl, &r);
-    kbt_print_failures(&r);
-    int checked = 0;
-    for (int i = 0; i < r.n; i++)
-        checked += r.v[i].status == KB_PASS && strcmp(r.v[i].impl->name, "ref") != 0;
-    assert_true(checked > 0); /* some optimized implementation ran */
-    assert_int_equal(bad, 0);
-    kb_results_free(&r);
-    kb_case_list_free(&cl);
-}
-
 static void test_decode_odd_lengths(void **st)
 {
     (void)st;
     static const char *const lines[] = {
         "attn_decode heads=4 kv_heads=1 head_dim=64,128,256 T=1,2,7,8,9,31,33,100 kv_f16=0,1",
     };
-    check_lines(lines, 1);
+    kbt_check_cpu(NULL, lines, 1);
 }
 
 static void test_decode_gqa(void **st)
@@ -48,7 +29,7 @@ static void test_decode_gqa(void **st)
         "attn_decode heads=6 kv_heads=3,2 head_dim=64,128,256 T=1,13,200 kv_f16=0,1",
         "attn_decode heads=5 kv_heads=5,1 head_dim=128 T=19 kv_f16=1",
     };
-    check_lines(lines, 3);
+    kbt_check_cpu(NULL, lines, 3);
 }
 
 static void test_decode_splits(void **st)
@@ -60,7 +41,7 @@ static void test_decode_splits(void **st)
         "attn_decode heads=32 kv_heads=2 head_dim=256 T=4099 kv_f16=1 label=qwen35",
         "attn_decode heads=32 kv_heads=8 head_dim=128 T=3000 kv_f16=1 label=llama3-8b",
     };
-    check_lines(lines, 3);
+    kbt_check_cpu(NULL, lines, 3);
 }
 
 /* Cells for more threads than there is work (idle threads), chunk counts up to 15, lengths off
@@ -104,7 +85,7 @@ static void test_prefill_shapes(void **st)
         "attn_prefill heads=16 kv_heads=16,4,1 head_dim=128 n_q=1,7,40 p0=0,77 kv_f16=0,1",
         "attn_prefill heads=6 kv_heads=3,2 head_dim=64 n_q=11,30 p0=0,5 kv_f16=1",
     };
-    check_lines(lines, 3);
+    kbt_check_cpu(NULL, lines, 3);
 }
 
 static void test_prefill_long(void **st)
@@ -115,7 +96,7 @@ static void test_prefill_long(void **st)
         "attn_prefill heads=32 kv_heads=2 head_dim=256 n_q=33 p0=260 kv_f16=0 label=qwen35",
         "attn_prefill heads=32 kv_heads=8 head_dim=128 n_q=97 p0=0 kv_f16=1 label=llama3-8b",
     };
-    check_lines(lines, 3);
+    kbt_check_cpu(NULL, lines, 3);
 }
 
 /* ---- the online-softmax rules ----------------------------------------------------------- */
