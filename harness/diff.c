@@ -2,7 +2,7 @@
 
 #include <math.h>
 
-static double elem(const kb_tensor *t, int64_t i)
+double kb_tensor_get(const kb_tensor *t, int64_t i)
 {
     switch (t->dtype) {
     case KB_F32: return ((const float *)t->data)[i];
@@ -23,7 +23,7 @@ void kb_diff_tensors(const kb_tensor *a, const kb_tensor *b, kb_diff *d)
     d->nonfinite = 0;
     d->first_bad = -1;
     for (int64_t i = 0; i < n; i++) {
-        double x = elem(a, i), y = elem(b, i);
+        double x = kb_tensor_get(a, i), y = kb_tensor_get(b, i);
         if (!isfinite(x)) {
             if (d->first_bad < 0)
                 d->first_bad = i;

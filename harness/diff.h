@@ -16,4 +16,7 @@ typedef struct kb_diff {
 /* a: the implementation's output, b: the reference's. Same shape and dtype (f32/f16/bf16/i32). */
 void kb_diff_tensors(const kb_tensor *a, const kb_tensor *b, kb_diff *d);
 
+/* Element i of t as a double (f32/f64/f16/bf16/i32/i8/u8). */
+double kb_tensor_get(const kb_tensor *t, int64_t i);
+
 #endif

@@ -67,6 +67,18 @@ typedef struct kb_param_def {
 
 struct kb_family;
 
+/* Input distributions (--inputs): what generate() makes. RANDOM is what every family makes; the
+ * others each family applies where they mean something (kb_family.inputs):
+ *   OUTLIERS  a few activation channels 100x larger than the rest, as LLM activations have;
+ *   PEAKY     attention/routing scores with one or a few dominant entries, very negative others;
+ *   EXTREME   every code value of the format including its minimum (q8_0 -128), negative and
+ *             tiny scales, bf16/f16 subnormals where the format allows them;
+ *   ZEROS     all-zero activations (weights stay random): outputs exactly 0. */
+typedef enum { KB_INPUTS_RANDOM, KB_INPUTS_OUTLIERS, KB_INPUTS_PEAKY, KB_INPUTS_EXTREME,
+               KB_INPUTS_ZEROS, KB_INPUTS_COUNT } kb_inputs;
+#define KB_INPUTS_BIT(d) (1u << (d))
+const char *kb_inputs_name(kb_inputs d);
+
 typedef struct kb_case {
     const struct kb_family *fam;
     int64_t p[KB_MAX_PARAMS]; /* in the family's parameter order */
@@ -83,8 +95,11 @@ typedef struct kb_family {
     int (*validate)(const int64_t *p, char *err, size_t errlen);
     /* Tensor descriptors (name, dtype, ndim, shape; no data) for inputs and outputs. */
     int (*describe)(const int64_t *p, kb_tensor *in, int *n_in, kb_tensor *out, int *n_out);
-    /* Fills allocated inputs with valid random data (weights directly in packed form). */
-    void (*generate)(const int64_t *p, kb_tensor *in, kb_rng *rng);
+    /* Fills allocated inputs with valid random data (weights directly in packed form) drawn
+     * from `dist` (always one of the family's `inputs`). */
+    void (*generate)(const int64_t *p, kb_tensor *in, kb_rng *rng, kb_inputs dist);
+    /* The distributions generate() knows beyond RANDOM: a mask of KB_INPUTS_BIT(). */
+    unsigned inputs;
     /* The definition: plain C, no SIMD, no threads. */
     void (*reference)(const int64_t *p, const kb_tensor *in, kb_tensor *out);
     /* Cost model. */
@@ -92,7 +107,22 @@ typedef struct kb_family {
     double (*flops)(const int64_t *p);
     /* Inputs re-read on every call (rotated beyond the LLC for cold timing): a mask of inputs. */
     unsigned rotate_mask;
-    double tol_nmse; /* default tolerance for implementations with f32 arithmetic */
+    double tol_nmse; /* NMSE tolerance (used where the family has no `condition`) */
+    /* The conditioned check (README "Checks"): for output `o`, scale[i] = the magnitude the
+     * computation of element i handled: the sum of the absolute values of the terms whose sum
+     * it is (a dot product: sum_k |w_k x_k|; attention: sum_j p_j |v_j|; a recurrence: the
+     * same bound carried through its steps), computed in double from the inputs. An element's
+     * error is |out_i - ref_i| / scale[i]; the row passes when the largest is <= tol_cond. So a
+     * tolerance means the same at one row as at ten thousand, and cancellation (|y| << scale)
+     * cannot fail a correct kernel. NULL: NMSE against tol_nmse decides. */
+    void (*condition)(const int64_t *p, const kb_tensor *in, int o, double *scale);
+    double tol_cond; /* conditioned tolerance for implementations with f32 arithmetic */
+    /* A comparison of the family's own for output `o` (top-K ids: equal sets but for ties
+     * within tolerance), replacing the element-wise one for that output. Returns the error to
+     * hold against the tolerance (0: identical), or INFINITY with a reason in msg. NULL: the
+     * element-wise check. Guard bytes and NaN/Inf are checked before it, whatever it says. */
+    double (*compare)(const int64_t *p, const kb_tensor *in, int o, const kb_tensor *out,
+                      const kb_tensor *ref, char *msg, size_t msglen);
     /* Bytes of the rotated inputs that one call reads, where that is less than all of them (an
      * expert matvec reads K of E matrices); the copies for cold timing are counted from it.
      * NULL: all of them. */
@@ -134,6 +164,7 @@ typedef struct kb_impl {
     /* NULL when usable here, else a short reason ("CPU lacks avx512f"). */
     const char *(*available)(const kb_env *env);
     double tol_nmse;     /* 0: the family's default */
+    double tol_cond;     /* 0: the family's default (families with `condition`) */
     const char *tol_why; /* why this tolerance differs from the family's */
 
     /* Simple CPU form: stateless; run reads inputs and writes every output element. */

@@ -46,6 +46,10 @@ static const char usage[] =
     "  --device N           Vulkan device index (default: a discrete GPU first); --list shows them\n"
     "  --no-vulkan          do not load Vulkan\n"
     "  --seed N             input seed (default 1234): same seed, same inputs\n"
+    "  --inputs DIST        input distribution: random (default), outliers (a few activation\n"
+    "                       channels 100x larger), peaky (dominant attention/routing scores),\n"
+    "                       extreme (every code value, negative and tiny scales, subnormals),\n"
+    "                       zeros (zero activations); a family it does not apply to is skipped\n"
     "  --check              correctness only, no timing\n"
     "  --min-time S         time each row at least S seconds (default 0.1)\n"
     "  --max-time S         and at most S seconds (default 1)\n"
@@ -255,7 +259,7 @@ static int write_text(const char *path, const kb_results *res, int csv)
 int main(int argc, char **argv)
 {
     enum { O_SUITE = 256, O_KERNEL, O_IMPL, O_SHAPE, O_LIST, O_CSV, O_JSON, O_DUMP, O_SEED,
-           O_THREADS, O_DEVICE, O_NOVK, O_MINT, O_MAXT, O_MINS, O_NOISE, O_HOT, O_CHECK, O_REPS, O_ITERS, O_DUR, O_PERF, O_CAL, O_INTER };
+           O_THREADS, O_DEVICE, O_NOVK, O_MINT, O_MAXT, O_MINS, O_NOISE, O_HOT, O_CHECK, O_REPS, O_ITERS, O_DUR, O_PERF, O_CAL, O_INTER, O_INPUTS };
     static const struct option opts[] = {
         {"suite", 1, 0, O_SUITE},     {"kernel", 1, 0, O_KERNEL}, {"impl", 1, 0, O_IMPL},
         {"shape", 1, 0, O_SHAPE},     {"list", 0, 0, O_LIST},     {"csv", 0, 0, O_CSV},
@@ -265,7 +269,7 @@ int main(int argc, char **argv)
         {"noise", 1, 0, O_NOISE},     {"hot", 0, 0, O_HOT},       {"check", 0, 0, O_CHECK},
         {"repetitions", 1, 0, O_REPS}, {"iterations", 1, 0, O_ITERS}, {"duration", 1, 0, O_DUR},
         {"perf-ctl", 1, 0, O_PERF},   {"calibration", 1, 0, O_CAL},
-        {"interleave", 0, 0, O_INTER},   {"output", 1, 0, 'o'},        {"quiet", 0, 0, 'q'},       {"help", 0, 0, 'h'},
+        {"interleave", 0, 0, O_INTER},   {"inputs", 1, 0, O_INPUTS},   {"output", 1, 0, 'o'},        {"quiet", 0, 0, 'q'},       {"help", 0, 0, 'h'},
         {0, 0, 0, 0}};
     kb_options o;
     kb_options_default(&o);
@@ -296,6 +300,17 @@ int main(int argc, char **argv)
                 return die_usage("--seed '%s': expected a non-negative integer", optarg);
             o.seed = (uint64_t)v;
             break;
+        case O_INPUTS: {
+            int found = -1;
+            for (int k = 0; k < KB_INPUTS_COUNT; k++)
+                if (strcmp(optarg, kb_inputs_name((kb_inputs)k)) == 0)
+                    found = k;
+            if (found < 0)
+                return die_usage("--inputs '%s': expected random, outliers, peaky, extreme or zeros",
+                                 optarg);
+            o.inputs = (kb_inputs)found;
+            break;
+        }
         case O_THREADS: {
             char buf[256], *save = NULL;
             snprintf(buf, sizeof buf, "%s", optarg);

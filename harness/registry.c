@@ -97,3 +97,9 @@ int64_t kb_case_param(const kb_case *c, const char *name)
             return c->p[i];
     return -1;
 }
+
+const char *kb_inputs_name(kb_inputs d)
+{
+    static const char *const n[KB_INPUTS_COUNT] = {"random", "outliers", "peaky", "extreme", "zeros"};
+    return d >= 0 && d < KB_INPUTS_COUNT ? n[d] : "?";
+}

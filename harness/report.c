@@ -99,7 +99,7 @@ static void csv_num(FILE *f, double v)
 
 void kb_report_csv(FILE *f, const kb_results *r)
 {
-    fputs("family,label,shape,impl,backend,threads,status,nmse,max_abs,cosine,tolerance,samples,"
+    fputs("family,label,shape,impl,backend,threads,status,nmse,max_abs,cosine,cond_err,tolerance,tol_kind,samples,"
           "copies,median_s,min_s,p90_s,noise_pct,ci_lo_s,ci_hi_s,wall_median_s,bytes,flops,gbps,gflops,pct_peak_bw,pct_peak_flops,message\n",
           f);
     for (int i = 0; i < r->n; i++) {
@@ -113,7 +113,9 @@ void kb_report_csv(FILE *f, const kb_results *r)
         csv_num(f, x->nmse);
         csv_num(f, x->max_abs);
         csv_num(f, x->cosine);
+        csv_num(f, x->cond_err);
         csv_num(f, x->tol);
+        fprintf(f, ",%s", isfinite(x->tol) && x->impl ? (x->tol_is_cond ? "cond" : "nmse") : "");
         fprintf(f, ",%d,%d", x->n_samples, x->copies);
         csv_num(f, x->median);
         csv_num(f, x->min);
@@ -226,7 +228,10 @@ int kb_report_json(const char *path, const kb_results *r, const kb_options *o, i
         json_num(f, "nmse", x->nmse);
         json_num(f, "max_abs", x->max_abs);
         json_num(f, "cosine", x->cosine);
+        json_num(f, "cond_err", x->cond_err);
         json_num(f, "tolerance", x->tol);
+        fputs(", \"tol_kind\": ", f);
+        json_str(f, isfinite(x->tol) && x->impl ? (x->tol_is_cond ? "cond" : "nmse") : "");
         fprintf(f, ", \"samples\": %d, \"copies\": %d", x->n_samples, x->copies);
         json_num(f, "median_s", x->median);
         json_num(f, "min_s", x->min);

@@ -67,7 +67,7 @@ static kb_result *new_result(kb_results *r, const kb_case *c, const kb_impl *imp
     x->c = *c;
     x->impl = impl;
     x->threads = threads;
-    x->nmse = x->max_abs = x->cosine = x->median = x->min = x->p90 = x->wall_median = NAN;
+    x->nmse = x->max_abs = x->cosine = x->cond_err = x->median = x->min = x->p90 = x->wall_median = NAN;
     x->noise_pct = x->gbps = x->gflops = x->ci_lo = x->ci_hi = NAN;
     x->pct_peak_bw = x->pct_peak_flops = NAN;
     x->bytes = c->fam->bytes ? c->fam->bytes(c->p) : NAN;
@@ -162,7 +162,7 @@ static int case_setup(const kb_options *o, const kb_case *c, case_data *d, char 
         }
     kb_rng rng;
     kb_rng_seed(&rng, case_seed(o->seed, c));
-    c->fam->generate(c->p, d->in, &rng);
+    c->fam->generate(c->p, d->in, &rng, o->inputs);
     for (int i = 0; i < d->n_out; i++)
         kb_tensor_poison(&d->ref[i]);
     c->fam->reference(c->p, d->in, d->ref);
@@ -270,13 +270,45 @@ static void release_states(runctx *x)
     x->n_states = 0;
 }
 
-/* Diffs every output with the reference; fills r, returns 1 when all pass. */
-static int check_outputs(kb_result *r, case_data *d, double tol)
+/* The conditioned error of output o: max_i |out_i - ref_i| / scale_i (kbench.h, condition).
+ * An element whose scale is 0 must match exactly. NaN when the family has no measure for it. */
+static double cond_error(const kb_case *c, const case_data *d, int o, char *msg, size_t msglen)
+{
+    const kb_family *f = c->fam;
+    if (f->compare)
+        return f->compare(c->p, d->in, o, &d->out[o], &d->ref[o], msg, msglen);
+    if (!f->condition)
+        return NAN;
+    int64_t n = kb_tensor_numel(&d->ref[o]);
+    double *scale = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
+    if (!scale) {
+        snprintf(msg, msglen, "out of memory for the conditioned check");
+        return INFINITY;
+    }
+    f->condition(c->p, d->in, o, scale);
+    double worst = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double a = kb_tensor_get(&d->out[o], i), b = kb_tensor_get(&d->ref[o], i);
+        double e = fabs(a - b);
+        if (e == 0)
+            continue;
+        double r = scale[i] > 0 ? e / scale[i] : INFINITY;
+        if (!(r <= worst))
+            worst = r;
+    }
+    free(scale);
+    return worst;
+}
+
+/* Diffs every output with the reference; fills r, returns 1 when all pass. Guards and NaN/Inf
+ * first; then the conditioned error decides where the family has one, NMSE otherwise. */
+static int check_outputs(kb_result *r, const kb_case *c, case_data *d)
 {
     int pass = 1;
     r->nmse = 0;
     r->max_abs = 0;
     r->cosine = 1;
+    r->cond_err = NAN;
     for (int i = 0; i < d->n_out; i++) {
         kb_diff df;
         kb_diff_tensors(&d->out[i], &d->ref[i], &df);
@@ -296,9 +328,23 @@ static int check_outputs(kb_result *r, case_data *d, double tol)
                      d->out[i].name, (long long)df.nonfinite, (long long)kb_tensor_numel(&d->out[i]),
                      (long long)df.first_bad);
             pass = 0;
-        } else if (!(df.nmse <= tol)) {
+        } else if (r->tol_is_cond) {
+            char why[200] = "";
+            double ce = cond_error(c, d, i, why, sizeof why);
+            if (isnan(r->cond_err) || ce > r->cond_err || isnan(ce))
+                r->cond_err = ce;
+            if (!(ce <= r->tol)) {
+                if (why[0])
+                    snprintf(r->msg, sizeof r->msg, "output %s: %s", d->out[i].name, why);
+                else
+                    snprintf(r->msg, sizeof r->msg,
+                             "output %s: conditioned error %.3g > tolerance %.3g (nmse %.3g, max abs %.3g)",
+                             d->out[i].name, ce, r->tol, df.nmse, df.max_abs);
+                pass = 0;
+            }
+        } else if (!(df.nmse <= r->tol)) {
             snprintf(r->msg, sizeof r->msg, "output %s: nmse %.3g > tolerance %.3g (max abs %.3g)",
-                     d->out[i].name, df.nmse, tol, df.max_abs);
+                     d->out[i].name, df.nmse, r->tol, df.max_abs);
             pass = 0;
         }
         if (!pass)
@@ -422,7 +468,7 @@ static void recheck(timer *t, kb_result *r)
     kb_result tmp = *r;
     if (run_once(&t->x, 0, &gpu) != 0 ||
         (t->x.impl->finish && t->x.impl->finish(t->x.state[0], d->out) != 0) ||
-        !check_outputs(&tmp, d, r->tol)) {
+        !check_outputs(&tmp, t->x.c, d)) {
         r->status = KB_FAIL;
         snprintf(r->msg, sizeof r->msg, "after timing: %s", tmp.msg[0] ? tmp.msg : "run failed");
     }
@@ -436,7 +482,11 @@ static void run_impl(const kb_options *o, const kb_impl *impl, const kb_env *env
     runctx x = {.impl = impl, .env = env, .c = c, .d = d};
     char err[256] = "";
     memset(t, 0, sizeof *t);
-    r->tol = impl->tol_nmse > 0 ? impl->tol_nmse : c->fam->tol_nmse;
+    r->tol_is_cond = c->fam->condition || c->fam->compare;
+    if (r->tol_is_cond)
+        r->tol = impl->tol_cond > 0 ? impl->tol_cond : c->fam->tol_cond;
+    else
+        r->tol = impl->tol_nmse > 0 ? impl->tol_nmse : c->fam->tol_nmse;
     for (int i = 0; i < d->n_out; i++) {
         kb_tensor_poison(&d->out[i]);
         kb_tensor_guard_reset(&d->out[i]);
@@ -457,7 +507,7 @@ static void run_impl(const kb_options *o, const kb_impl *impl, const kb_env *env
         release_states(&x);
         return;
     }
-    int pass = check_outputs(r, d, r->tol);
+    int pass = check_outputs(r, c, d);
     if (dumpdir) {
         char prefix[96];
         snprintf(prefix, sizeof prefix, "%s_t%d_", impl->name, r->threads);
@@ -588,6 +638,14 @@ int kb_run(const kb_options *o, const kb_case_list *cases, kb_results *res)
             char shape[160];
             kb_case_format(c, shape, sizeof shape);
             fprintf(stderr, "\r\033[K[%d/%d] %s %s: inputs and reference", done, total, c->fam->name, shape);
+        }
+        if (o->inputs != KB_INPUTS_RANDOM && !(c->fam->inputs & KB_INPUTS_BIT(o->inputs))) {
+            kb_result *r = new_result(res, c, NULL, 0);
+            r->status = KB_SKIP;
+            snprintf(r->msg, sizeof r->msg, "--inputs %s does not apply to %s",
+                     kb_inputs_name(o->inputs), c->fam->name);
+            free(dp);
+            continue;
         }
         if (case_setup(o, c, &d, err, sizeof err) != 0) {
             kb_result *r = new_result(res, c, NULL, 0);

@@ -14,6 +14,7 @@ typedef struct kb_options {
     int device;            /* Vulkan device index, -1 = automatic */
     int no_vulkan;         /* do not touch Vulkan at all */
     uint64_t seed;
+    kb_inputs inputs; /* input distribution (--inputs), default KB_INPUTS_RANDOM */
     double min_time, max_time, noise_pct; /* seconds, seconds, percent */
     int min_samples;
     int repetitions; /* timing loops per row (samples pooled), default 1 */
@@ -40,7 +41,10 @@ typedef struct kb_result {
     int threads;         /* CPU threads; 0 for Vulkan */
     kb_status status;
     char msg[256];
-    double nmse, max_abs, cosine, tol;
+    double nmse, max_abs, cosine;
+    double cond_err; /* largest conditioned error (families with `condition`/`compare`), else NaN */
+    double tol;      /* the tolerance that decided: conditioned, or NMSE where the family has none */
+    int tol_is_cond; /* 1: tol is a conditioned tolerance */
     int copies;          /* rotated input copies used for timing */
     int n_samples;
     double *samples;     /* seconds (GPU time for Vulkan) */

@@ -31,7 +31,7 @@ static int describe(const int64_t *p, kb_tensor *in, int *ni, kb_tensor *out, in
     return kb_attn_describe(&s, in, ni, out, no);
 }
 
-static void generate(const int64_t *p, kb_tensor *in, kb_rng *rng)
+static void generate(const int64_t *p, kb_tensor *in, kb_rng *rng, kb_inputs dist)
 {
     SHAPE(p);
     kb_attn_generate(&s, in, rng);

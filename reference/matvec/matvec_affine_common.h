@@ -101,7 +101,7 @@ double kb_mva_flops(const int64_t *p, int bits);
     {                                                                                              \
         return kb_mva_describe(p, bits, in, ni, out, no);                                          \
     }                                                                                              \
-    static void generate(const int64_t *p, kb_tensor *in, kb_rng *r)                               \
+    static void generate(const int64_t *p, kb_tensor *in, kb_rng *r, kb_inputs dist)               \
     {                                                                                              \
         kb_mva_generate(p, bits, in, r);                                                           \
     }                                                                                              \

@@ -11,7 +11,7 @@ static int describe(const int64_t *p, kb_tensor *in, int *ni, kb_tensor *out, in
     return kb_mv_describe(p, row_bytes(p), in, ni, out, no);
 }
 
-static void generate(const int64_t *p, kb_tensor *in, kb_rng *rng)
+static void generate(const int64_t *p, kb_tensor *in, kb_rng *rng, kb_inputs dist)
 {
     block_q8_0 *w = in[MV_W].data;
     for (int64_t b = 0; b < p[MV_ROWS] * p[MV_COLS] / QK; b++) {

@@ -25,7 +25,7 @@ static int describe(const int64_t *p, kb_tensor *in, int *ni, kb_tensor *out, in
     return 0;
 }
 
-static void generate(const int64_t *p, kb_tensor *in, kb_rng *rng)
+static void generate(const int64_t *p, kb_tensor *in, kb_rng *rng, kb_inputs dist)
 {
     float *x = in->data;
     for (int64_t i = 0; i < in->shape[0]; i++)

@@ -27,7 +27,7 @@ doc = json.load(open(j))
 jrows = doc["rows"]
 check(len(rows) == len(jrows) and len(rows) > 4, f"{len(rows)} CSV rows, {len(jrows)} JSON rows")
 check("cpu" in doc["machine"] and "command" in doc["kbench"], "machine facts and command in JSON")
-num = ["nmse", "max_abs", "cosine", "tolerance", "median_s", "min_s", "p90_s", "noise_pct",
+num = ["nmse", "max_abs", "cosine", "cond_err", "tolerance", "median_s", "min_s", "p90_s", "noise_pct",
        "ci_lo_s", "ci_hi_s", "wall_median_s", "bytes", "flops", "gbps", "gflops", "pct_peak_bw",
        "pct_peak_flops"]
 for a, b in zip(rows, jrows):
