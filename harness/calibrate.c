@@ -1,12 +1,14 @@
 #include "calibrate.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "calibrate_cpu.h"
+#include "fileio.h"
 #include "stats.h"
 #include "sysinfo.h"
 
@@ -19,7 +21,7 @@ void kb_calibration_path(char *buf, size_t n)
 {
     const kb_sysinfo *s = kb_sysinfo_get();
     char key[96];
-    snprintf(key, sizeof key, "%s-%dc", s->cpu, s->cores);
+    snprintf(key, sizeof key, "%s-%dc-%.8s", s->cpu, s->cores, s->machine_hash);
     for (char *c = key; *c; c++)
         if (!isalnum((unsigned char)*c) && *c != '-')
             *c = '_';
@@ -62,6 +64,10 @@ static double measure_read(const kb_options *base, const char *impl_re, int thre
     o.duration = 0;
     o.progress = 0;
     o.dump_dir = NULL;
+    o.on_row = NULL;
+    o.inputs = KB_INPUTS_RANDOM;
+    o.interleave = 0;
+    o.hot = 0;
     kb_results r = {0};
     kb_run(&o, &cl, &r);
     double best = 0;
@@ -163,13 +169,13 @@ int kb_calibrate(const kb_options *o, const char *path, kb_peaks *pk)
     }
 #endif
     char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
+    FILE *f = kb_tmpfile_for(path, tmp, sizeof tmp);
     if (!f)
         return -1;
     fprintf(f, "{\n  \"machine\": {\"cpu\": \"%s\", \"cores\": %d, \"llc_bytes\": %zu, \"flags\": \"%s\", "
-               "\"commit\": \"%s\"},\n",
-            si->cpu, si->cores, si->llc_bytes, si->flags, si->commit);
+               "\"commit\": \"%s\", \"key\": \"%s\", \"key_hash\": \"%s\"},\n",
+            si->cpu, si->cores, si->llc_bytes, si->flags, si->commit, si->machine_key,
+            si->machine_hash);
     fprintf(f, "  \"cpu\": {\n");
     json_map(f, "read_gbps", pk->read_gbps, maxt, 0);
     json_map(f, "copy_gbps", pk->copy_gbps, maxt, 0);
@@ -187,12 +193,8 @@ int kb_calibrate(const kb_options *o, const char *path, kb_peaks *pk)
     fprintf(f, "\", \"read_gbps\": %.4g, \"copy_gbps\": %.4g, \"peak_gflops_f32\": %.4g, "
                "\"peak_gflops_f16\": %.4g}\n}\n",
             pk->vk_read_gbps, pk->vk_copy_gbps, pk->vk_fma_gflops, pk->vk_fma16_gflops);
-    int ok = !ferror(f);
-    ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
+    if (kb_tmpfile_commit(f, tmp, path) != 0)
         return -1;
-    }
     snprintf(pk->source, sizeof pk->source, "%s", path);
     return 0;
 }
@@ -229,15 +231,49 @@ static double load_num(const char *text, const char *key)
     return x;
 }
 
-int kb_calibration_load(const char *path, kb_peaks *pk)
+/* The string value of "key" in text ("" when absent). */
+static void load_str(const char *text, const char *key, char *out, size_t n)
+{
+    out[0] = 0;
+    const char *p = strstr(text, key);
+    if (!p)
+        return;
+    p = strchr(p + strlen(key), '"');
+    if (!p)
+        return;
+    p++;
+    size_t i = 0;
+    while (*p && *p != '"' && i + 1 < n)
+        out[i++] = *p++;
+    out[i] = 0;
+}
+
+int kb_calibration_load(const char *path, kb_peaks *pk, char *why, size_t whylen)
 {
     FILE *f = fopen(path, "r");
-    if (!f)
+    if (!f) {
+        snprintf(why, whylen, "cannot read %s: %s", path, strerror(errno));
         return -1;
+    }
     char text[16384];
     size_t n = fread(text, 1, sizeof text - 1, f);
     fclose(f);
     text[n] = 0;
+    /* valid only for the machine it was measured on (sysinfo.h: machine_key) */
+    const kb_sysinfo *si = kb_sysinfo_get();
+    char hash[32], key[256];
+    load_str(text, "\"key_hash\":", hash, sizeof hash);
+    load_str(text, "\"key\":", key, sizeof key);
+    if (strcmp(hash, si->machine_hash) != 0) {
+        if (!hash[0])
+            snprintf(why, whylen,
+                     "%s has no machine key (made by an older kbench): not used; run kbench calibrate",
+                     path);
+        else
+            snprintf(why, whylen, "%s was measured on another machine (%s; this is %s): not used",
+                     path, key, si->machine_key);
+        return -2;
+    }
     memset(pk, 0, sizeof *pk);
     load_map(text, "read_gbps", pk->read_gbps);
     load_map(text, "copy_gbps", pk->copy_gbps);
@@ -254,57 +290,75 @@ int kb_calibration_load(const char *path, kb_peaks *pk)
         pk->vk_fma_gflops = load_num(vk, "\"peak_gflops_f32\"");
     }
     snprintf(pk->source, sizeof pk->source, "%s", path);
-    return pk->read_gbps[1] > 0 ? 0 : -1;
+    if (pk->read_gbps[1] <= 0) {
+        snprintf(why, whylen, "%s holds no read bandwidth", path);
+        return -1;
+    }
+    return 0;
 }
 
-void kb_peaks_fill(const kb_options *o, const kb_results *res, kb_peaks *pk)
+void kb_peaks_measure(const kb_options *o, int vk, kb_peaks *pk)
 {
     int measured = 0;
-    for (int i = 0; i < res->n; i++) {
-        const kb_result *x = &res->v[i];
-        if (!x->impl || x->status != KB_PASS || x->n_samples == 0)
-            continue;
-        if (x->impl->backend == KB_BACKEND_CPU && x->threads >= 1 && x->threads <= KB_CAL_MAX_THREADS &&
-            pk->read_gbps[x->threads] <= 0) {
-            pk->read_gbps[x->threads] = measure_read(o, cpu_read_impls(), x->threads, 512);
-            measured = 1;
-        }
-        if (x->impl->backend == KB_BACKEND_VULKAN && pk->vk_read_gbps <= 0 && !o->no_vulkan) {
-            pk->vk_read_gbps = measure_read(o, "^vk$", 1, 1024);
-            if (pk->vk_read_gbps <= 0)
-                pk->vk_read_gbps = -1; /* tried */
+    int n = o->n_threads ? o->n_threads : 1;
+    for (int i = 0; i < n; i++) {
+        int t = o->n_threads ? o->threads[i] : kb_sysinfo_get()->cores;
+        if (t >= 1 && t <= KB_CAL_MAX_THREADS && pk->read_gbps[t] <= 0) {
+            if (o->progress)
+                fprintf(stderr, "kbench: measuring read bandwidth at %d thread(s) (no calibration)\n", t);
+            pk->read_gbps[t] = measure_read(o, cpu_read_impls(), t, 256);
             measured = 1;
         }
     }
+    if (vk && pk->vk_read_gbps <= 0 && !o->no_vulkan) {
+        if (o->progress)
+            fprintf(stderr, "kbench: measuring Vulkan read bandwidth (no calibration)\n");
+        pk->vk_read_gbps = measure_read(o, "^vk$", 1, 256);
+        if (pk->vk_read_gbps <= 0)
+            pk->vk_read_gbps = -1; /* tried */
+        measured = 1;
+    }
     if (measured && !pk->source[0])
         snprintf(pk->source, sizeof pk->source,
-                 "read bandwidth measured at the start of this run (no calibration file; "
-                 "run kbench calibrate)");
+                 "read bandwidth measured at the start of this run (no calibration file for this "
+                 "machine; kbench calibrate makes one)");
+}
+
+void kb_peaks_apply_row(const kb_peaks *pk, kb_result *x)
+{
+    x->pct_peak_bw = x->pct_peak_flops = NAN;
+    if (!x->impl || !isfinite(x->gbps))
+        return;
+    double bw = 0, fl = 0;
+    if (x->impl->backend == KB_BACKEND_CPU) {
+        int t = x->threads >= 1 && x->threads <= KB_CAL_MAX_THREADS ? x->threads : 1;
+        bw = pk->read_gbps[t];
+        double one = strstr(x->impl->name, "avx512") ? pk->fma_gflops_1t_avx512 : 0;
+        if (one <= 0)
+            one = pk->fma_gflops_1t_avx2 > pk->fma_gflops_1t_avx512 ? pk->fma_gflops_1t_avx2
+                                                                     : pk->fma_gflops_1t_avx512;
+        fl = one * t;
+    } else {
+        bw = pk->vk_read_gbps;
+        fl = pk->vk_fma_gflops;
+    }
+    if (bw > 0)
+        x->pct_peak_bw = x->gbps / bw * 100;
+    if (fl > 0)
+        x->pct_peak_flops = x->gflops / fl * 100;
+    /* A memory-bound kernel cannot beat the machine's read bandwidth by much: above 110% the
+     * ceiling is wrong (or the data came from a cache), and the row says so. */
+    if (x->pct_peak_bw > 110) {
+        size_t n = strlen(x->msg);
+        snprintf(x->msg + n, sizeof x->msg - n,
+                 "%s%%bw %.0f%% > 110%%: the read ceiling is low for this row (a cache? a noisy "
+                 "read measurement?)",
+                 n ? "; " : "", x->pct_peak_bw);
+    }
 }
 
 void kb_peaks_apply(const kb_peaks *pk, kb_results *res)
 {
-    for (int i = 0; i < res->n; i++) {
-        kb_result *x = &res->v[i];
-        x->pct_peak_bw = x->pct_peak_flops = NAN;
-        if (!x->impl || !isfinite(x->gbps))
-            continue;
-        double bw = 0, fl = 0;
-        if (x->impl->backend == KB_BACKEND_CPU) {
-            int t = x->threads >= 1 && x->threads <= KB_CAL_MAX_THREADS ? x->threads : 1;
-            bw = pk->read_gbps[t];
-            double one = strstr(x->impl->name, "avx512") ? pk->fma_gflops_1t_avx512 : 0;
-            if (one <= 0)
-                one = pk->fma_gflops_1t_avx2 > pk->fma_gflops_1t_avx512 ? pk->fma_gflops_1t_avx2
-                                                                         : pk->fma_gflops_1t_avx512;
-            fl = one * t;
-        } else {
-            bw = pk->vk_read_gbps;
-            fl = pk->vk_fma_gflops;
-        }
-        if (bw > 0)
-            x->pct_peak_bw = x->gbps / bw * 100;
-        if (fl > 0)
-            x->pct_peak_flops = x->gflops / fl * 100;
-    }
+    for (int i = 0; i < res->n; i++)
+        kb_peaks_apply_row(pk, &res->v[i]);
 }

@@ -18,16 +18,19 @@ typedef struct kb_peaks {
     char source[512]; /* the calibration file, or "measured at start of this run" */
 } kb_peaks;
 
-/* results/calibration-<machine>.json for this machine (in the source tree). */
+/* results/calibration-<cpu>-<cores>c-<machine hash>.json for this machine (in the source tree). */
 void kb_calibration_path(char *buf, size_t n);
 /* Measures everything and writes path (whole or not at all). Returns 0 or -1. */
 int kb_calibrate(const kb_options *o, const char *path, kb_peaks *pk);
-/* Loads a calibration file. Returns 0, or -1 when missing or unreadable. */
-int kb_calibration_load(const char *path, kb_peaks *pk);
-/* Fills the gaps in pk for the thread counts and backends the results use, by measuring read
- * bandwidth now (quick). */
-void kb_peaks_fill(const kb_options *o, const kb_results *res, kb_peaks *pk);
-/* pct_peak_bw and pct_peak_flops of every timed row. */
+/* Loads a calibration file made on this machine. Returns 0; -1 when missing or unreadable;
+ * -2 when it was made on another machine (its key differs from kb_sysinfo's machine_key), so
+ * its ceilings would make every %bw wrong. why: the reason, for the user. */
+int kb_calibration_load(const char *path, kb_peaks *pk, char *why, size_t whylen);
+/* Fills the gaps in pk by measuring read bandwidth now, before the run: CPU at each of o's
+ * thread counts, Vulkan when vk. */
+void kb_peaks_measure(const kb_options *o, int vk, kb_peaks *pk);
+/* pct_peak_bw and pct_peak_flops of a timed row; a %bw above 110% is flagged in its message. */
+void kb_peaks_apply_row(const kb_peaks *pk, kb_result *x);
 void kb_peaks_apply(const kb_peaks *pk, kb_results *res);
 
 #endif

@@ -26,6 +26,13 @@ static void detect(void)
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d))
         return;
+    feat.stepping = (int)(a & 0xF);
+    feat.family = (int)((a >> 8) & 0xF);
+    feat.model = (int)((a >> 4) & 0xF);
+    if (feat.family == 0xF)
+        feat.family += (int)((a >> 20) & 0xFF);
+    if (feat.family == 0x6 || feat.family >= 0xF)
+        feat.model += (int)(((a >> 16) & 0xF) << 4);
     int osxsave = (c >> 27) & 1;
     int fma = (c >> 12) & 1, f16c = (c >> 29) & 1, avx = (c >> 28) & 1;
     uint64_t xcr0 = osxsave ? xgetbv0() : 0;

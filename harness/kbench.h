@@ -31,10 +31,18 @@ typedef struct kb_tensor {
     int64_t shape[4];
     size_t bytes; /* payload bytes = product(shape) * dtype size */
     void *data;   /* KB_ALIGN aligned; KB_GUARD_BYTES of KB_GUARD_BYTE follow the payload */
+    void *map;    /* kb_tensor_alloc_fenced: the mapping (else NULL) ... */
+    size_t map_bytes; /* ... and its size */
 } kb_tensor;
 
 /* Allocates data (aligned, guarded). Returns 0, or -1 when the allocation fails. */
 int kb_tensor_alloc(kb_tensor *t, const char *name, kb_dtype dt, int ndim, const int64_t *shape);
+/* For inputs in check runs: the payload (KB_ALIGN aligned) is followed by fewer than KB_ALIGN
+ * bytes of 0xFF (NaN in every float format, a NaN scale in every packed block) and then by an
+ * inaccessible page, so that a kernel reading past an input's end gets NaN or a SIGSEGV, never
+ * plausible numbers. No guard bytes to check. Freed by kb_tensor_free. */
+int kb_tensor_alloc_fenced(kb_tensor *t, const char *name, kb_dtype dt, int ndim,
+                           const int64_t *shape);
 void kb_tensor_free(kb_tensor *t);
 void kb_tensor_poison(kb_tensor *t);         /* payload := NaN (f32/f16/bf16) or 0xCD bytes */
 int kb_tensor_guard_ok(const kb_tensor *t);  /* 1 when the guard bytes are intact */
@@ -83,7 +91,9 @@ typedef struct kb_case {
     const struct kb_family *fam;
     int64_t p[KB_MAX_PARAMS]; /* in the family's parameter order */
     char label[64];           /* model name of the shape, e.g. "llama3-8b.ffn_up"; may be "" */
+    unsigned tags;            /* KB_TAG_* from the suite line's tag= */
 } kb_case;
+#define KB_TAG_QUICK 1u /* tag=quick: in the quick run (the first look at a machine) */
 
 typedef struct kb_family {
     const char *name;  /* "matvec_q4_0" */
@@ -179,6 +189,10 @@ typedef struct kb_impl {
     int (*run)(void *state, const kb_env *env, double *gpu_seconds);
     int (*finish)(void *state, kb_tensor *out);
     void (*release)(void *state);
+    /* Implementations whose outputs live outside `out` (a device buffer): writes `out` (just
+     * poisoned by the runner, guard bytes included) over them again, so the check after timing
+     * catches elements a kernel stopped writing. Required for Vulkan (a test checks it). */
+    int (*reset)(void *state, const kb_tensor *out);
 } kb_impl;
 
 /* ---- registry ------------------------------------------------------------------------------ */
@@ -195,6 +209,7 @@ typedef struct kb_cpu_features {
     int avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512vnni, avx512bf16, avxvnni, amx_int8,
         amx_bf16, amx_os;
     char brand[64];
+    int family, model, stepping; /* cpuid leaf 1, extended family/model folded in */
 } kb_cpu_features;
 const kb_cpu_features *kb_cpu(void);
 

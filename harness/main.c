@@ -6,13 +6,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <regex.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "calibrate.h"
+#include "fileio.h"
 #include "kbench.h"
 #include "perfctl.h"
 #include "report.h"
 #include "runner.h"
+#include "stats.h"
 #include "suite.h"
 #include "sysinfo.h"
 
@@ -82,6 +86,8 @@ static const char usage[] =
     "  kbench --suite matvec --csv > matvec.csv\n"
     "  kbench --kernel matvec_q4_0 --shape rows=14336,cols=4096 --threads 1,2\n"
     "  kbench --suite matvec --impl 'avx2|vk' --json out.json\n";
+
+#define KB_MAX_SECONDS 3600.0 /* bound of every timing option */
 
 static int die_usage(const char *fmt, const char *arg)
 {
@@ -156,6 +162,60 @@ static void list_all(int device, int no_vulkan)
            s->llc_bytes >> 20, s->flags);
 }
 
+/* Keeps the cases of a suite that --shape selects: the family has at least one of its keys and
+ * every key it has matches. A key that no family of the suite has is an error, and so is a
+ * selection that keeps nothing (exit 2). */
+static int filter_shape(kb_case_list *cl, const char *shape, const char *what)
+{
+    char err[512], part[1024];
+    if (!shape)
+        return 0;
+    unsigned used = 0;
+    int nkeys = 0;
+    const kb_family *seen[64];
+    int nseen = 0;
+    for (int i = 0; i < cl->n; i++) {
+        int dup = 0;
+        for (int k = 0; k < nseen; k++)
+            dup |= seen[k] == cl->v[i].fam;
+        if (dup || nseen == 64)
+            continue;
+        seen[nseen++] = cl->v[i].fam;
+        nkeys = kb_shape_filter(cl->v[i].fam, shape, part, sizeof part, &used, err, sizeof err);
+        if (nkeys < 0) {
+            fprintf(stderr, "kbench: %s\n", err);
+            return 2;
+        }
+    }
+    for (int k = 0; k < nkeys; k++)
+        if (!(used & (1u << k))) {
+            char key[32];
+            kb_shape_key(shape, k, key, sizeof key);
+            fprintf(stderr, "kbench: --shape: no family of %s has parameter '%s' (kbench --list)\n",
+                    what, key);
+            return 2;
+        }
+    int k = 0;
+    for (int i = 0; i < cl->n; i++) {
+        unsigned u = 0;
+        if (kb_shape_filter(cl->v[i].fam, shape, part, sizeof part, &u, err, sizeof err) < 0 || !u)
+            continue; /* the family has none of the keys */
+        int m = kb_shape_match(&cl->v[i], shape, err, sizeof err);
+        if (m < 0) {
+            fprintf(stderr, "kbench: %s\n", err);
+            return 2;
+        }
+        if (m)
+            cl->v[k++] = cl->v[i];
+    }
+    cl->n = k;
+    if (k == 0) {
+        fprintf(stderr, "kbench: no case of %s matches --shape %s\n", what, shape);
+        return 2;
+    }
+    return 0;
+}
+
 /* The cases: from a suite (filtered by --shape) or ad hoc from --kernel and --shape. */
 static int build_cases(const char *suite, const char *kernel, const char *shape, kb_case_list *cl)
 {
@@ -173,20 +233,7 @@ static int build_cases(const char *suite, const char *kernel, const char *shape,
             fprintf(stderr, "kbench: %s\n", err);
             return 2;
         }
-        if (shape) {
-            int k = 0;
-            for (int i = 0; i < cl->n; i++) {
-                int m = kb_shape_match(&cl->v[i], shape, err, sizeof err);
-                if (m < 0) {
-                    fprintf(stderr, "kbench: %s\n", err);
-                    return 2;
-                }
-                if (m)
-                    cl->v[k++] = cl->v[i];
-            }
-            cl->n = k;
-        }
-        return 0;
+        return filter_shape(cl, shape, suite);
     }
     regex_t re;
     if (regcomp(&re, kernel, REG_EXTENDED | REG_NOSUB) != 0) {
@@ -235,31 +282,124 @@ static int build_cases(const char *suite, const char *kernel, const char *shape,
     return 0;
 }
 
-/* Writes the table or CSV to path through a temporary file. */
-static int write_text(const char *path, const kb_results *res, int csv)
+/* ---- streaming output: rows as they finish --------------------------------------------- */
+
+typedef struct {
+    FILE *f;         /* the table or CSV: stdout, or the -o temporary file */
+    char tmp[4200];  /* -o: the temporary file, renamed to the target at the end */
+    int csv, vk_line;
+    kb_results *res;
+    kb_peaks *pk;
+    int timed;
+    int n[4];        /* rows by status */
+    char skip_why[4][160]; /* the most common skip reasons, counted in skip_n */
+    int skip_n[4];
+} stream_ctx;
+
+static void count_skip(stream_ctx *s, const char *why)
 {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return -1;
-    if (csv)
-        kb_report_csv(f, res);
-    else
-        kb_report_table(f, res);
-    int ok = !ferror(f);
-    ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        return -1;
+    for (int i = 0; i < 4; i++) {
+        if (s->skip_n[i] && strcmp(s->skip_why[i], why) == 0) {
+            s->skip_n[i]++;
+            return;
+        }
+        if (!s->skip_n[i]) {
+            snprintf(s->skip_why[i], sizeof s->skip_why[i], "%s", why);
+            s->skip_n[i] = 1;
+            return;
+        }
     }
-    return 0;
+}
+
+static void on_row(kb_result *r, void *ctx)
+{
+    stream_ctx *s = ctx;
+    if (s->timed)
+        kb_peaks_apply_row(s->pk, r);
+    s->n[r->status]++;
+    if (r->status == KB_SKIP)
+        count_skip(s, r->msg);
+    if (!s->csv && !s->vk_line && r->impl && r->impl->backend == KB_BACKEND_VULKAN) {
+        fprintf(s->f, "# vulkan: %s\n", s->res->vk_status);
+        s->vk_line = 1;
+    }
+    if (s->csv)
+        kb_report_csv_row(s->f, r);
+    else
+        kb_report_table_row(s->f, r);
+    fflush(s->f);
+}
+
+/* Inputs end at an inaccessible page in check runs (tensor.c): say what a SIGSEGV there most
+ * likely is before dying of it. */
+static void on_segv(int sig)
+{
+    static const char msg[] =
+        "kbench: SIGSEGV. Inputs end at an inaccessible page in --check runs: a kernel that reads "
+        "past the end of an input stops here (rerun the failing case alone with --check).\n";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static volatile int g_stop;
+static int g_signal;
+
+static void on_signal(int sig)
+{
+    g_stop = 1;
+    g_signal = sig;
+    signal(sig, SIG_DFL); /* a second one ends the process at once */
+}
+
+static void print_summary(const stream_ctx *s, const kb_results *res, double seconds,
+                          const char *const *files, int nfiles)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    int total = s->n[KB_PASS] + s->n[KB_FAIL] + s->n[KB_SKIP] + s->n[KB_ERROR];
+    fprintf(stderr, "kbench: %s%d rows: %d pass, %d FAIL, %d skip, %d ERROR", res->interrupted ? "INTERRUPTED after " : "",
+            total, s->n[KB_PASS], s->n[KB_FAIL], s->n[KB_SKIP], s->n[KB_ERROR]);
+    int best = -1;
+    for (int i = 0; i < 4; i++)
+        if (s->skip_n[i] && (best < 0 || s->skip_n[i] > s->skip_n[best]))
+            best = i;
+    if (best >= 0)
+        fprintf(stderr, " (most skipped: %s, %d)", s->skip_why[best], s->skip_n[best]);
+    int m = (int)(seconds / 60);
+    fprintf(stderr, "; %dm%02ds; peak memory %.2f GiB", m, (int)(seconds - 60 * m),
+            (double)ru.ru_maxrss / (1024.0 * 1024.0));
+    for (int i = 0; i < nfiles; i++)
+        fprintf(stderr, "%s%s", i ? ", " : "; wrote ", files[i]);
+    fputc('\n', stderr);
+}
+
+/* The selected implementations of the selected cases: is any a Vulkan one? Does any exist? */
+static void selected_impls(const kb_options *o, const kb_case_list *cl, int *any, int *vk)
+{
+    regex_t ire;
+    int have = o->impl_re && regcomp(&ire, o->impl_re, REG_EXTENDED | REG_NOSUB) == 0;
+    *any = *vk = 0;
+    for (int i = 0; i < kb_impl_count(); i++) {
+        const kb_impl *m = kb_impl_at(i);
+        if (have && regexec(&ire, m->name, 0, NULL, 0) != 0)
+            continue;
+        for (int c = 0; c < cl->n; c++)
+            if (strcmp(cl->v[c].fam->name, m->family) == 0) {
+                *any = 1;
+                *vk |= m->backend == KB_BACKEND_VULKAN;
+                break;
+            }
+    }
+    if (have)
+        regfree(&ire);
 }
 
 int main(int argc, char **argv)
 {
     enum { O_SUITE = 256, O_KERNEL, O_IMPL, O_SHAPE, O_LIST, O_CSV, O_JSON, O_DUMP, O_SEED,
-           O_THREADS, O_DEVICE, O_NOVK, O_MINT, O_MAXT, O_MINS, O_NOISE, O_HOT, O_CHECK, O_REPS, O_ITERS, O_DUR, O_PERF, O_CAL, O_INTER, O_INPUTS };
+           O_THREADS, O_DEVICE, O_NOVK, O_MINT, O_MAXT, O_MINS, O_NOISE, O_HOT, O_CHECK, O_REPS, O_ITERS, O_DUR, O_PERF, O_CAL, O_INTER, O_INPUTS, O_VERSION, O_TIMEREF, O_QUICK, O_FULL };
     static const struct option opts[] = {
         {"suite", 1, 0, O_SUITE},     {"kernel", 1, 0, O_KERNEL}, {"impl", 1, 0, O_IMPL},
         {"shape", 1, 0, O_SHAPE},     {"list", 0, 0, O_LIST},     {"csv", 0, 0, O_CSV},
@@ -269,7 +409,8 @@ int main(int argc, char **argv)
         {"noise", 1, 0, O_NOISE},     {"hot", 0, 0, O_HOT},       {"check", 0, 0, O_CHECK},
         {"repetitions", 1, 0, O_REPS}, {"iterations", 1, 0, O_ITERS}, {"duration", 1, 0, O_DUR},
         {"perf-ctl", 1, 0, O_PERF},   {"calibration", 1, 0, O_CAL},
-        {"interleave", 0, 0, O_INTER},   {"inputs", 1, 0, O_INPUTS},   {"output", 1, 0, 'o'},        {"quiet", 0, 0, 'q'},       {"help", 0, 0, 'h'},
+        {"interleave", 0, 0, O_INTER},   {"inputs", 1, 0, O_INPUTS},  {"version", 0, 0, O_VERSION},
+        {"time-ref", 0, 0, O_TIMEREF},   {"quick", 0, 0, O_QUICK},    {"full", 0, 0, O_FULL},   {"output", 1, 0, 'o'},        {"quiet", 0, 0, 'q'},       {"help", 0, 0, 'h'},
         {0, 0, 0, 0}};
     kb_options o;
     kb_options_default(&o);
@@ -281,7 +422,7 @@ int main(int argc, char **argv)
         argv++;
         argc--;
     }
-    int list = 0, csv = 0, quiet = 0, c;
+    int list = 0, csv = 0, quiet = 0, quick = 0, full = 0, times_set = 0, c;
     long long v;
     double d;
     opterr = 0;
@@ -319,7 +460,11 @@ int main(int argc, char **argv)
                 if (o.n_threads == KB_MAX_THREAD_COUNTS || parse_int(t, 1, 1024, &v))
                     return die_usage("--threads '%s': expected up to 8 counts in 1..1024, e.g. 1,2",
                                      optarg);
-                o.threads[o.n_threads++] = (int)v;
+                int dup = 0; /* 1,1 runs one thread once */
+                for (int k = 0; k < o.n_threads; k++)
+                    dup |= o.threads[k] == (int)v;
+                if (!dup)
+                    o.threads[o.n_threads++] = (int)v;
             }
             if (!o.n_threads)
                 return die_usage("--threads '%s': empty", optarg);
@@ -332,14 +477,16 @@ int main(int argc, char **argv)
             break;
         case O_NOVK: o.no_vulkan = 1; break;
         case O_MINT:
-            if (parse_double(optarg, &d))
-                return die_usage("--min-time '%s': expected seconds", optarg);
+            if (parse_double(optarg, &d) || d > KB_MAX_SECONDS)
+                return die_usage("--min-time '%s': expected seconds in [0, 3600]", optarg);
             o.min_time = d;
+            times_set = 1;
             break;
         case O_MAXT:
-            if (parse_double(optarg, &d) || d <= 0)
-                return die_usage("--max-time '%s': expected seconds > 0", optarg);
+            if (parse_double(optarg, &d) || d <= 0 || d > KB_MAX_SECONDS)
+                return die_usage("--max-time '%s': expected seconds in (0, 3600]", optarg);
             o.max_time = d;
+            times_set = 1;
             break;
         case O_MINS:
             if (parse_int(optarg, 1, 1000000, &v))
@@ -347,8 +494,8 @@ int main(int argc, char **argv)
             o.min_samples = (int)v;
             break;
         case O_NOISE:
-            if (parse_double(optarg, &d))
-                return die_usage("--noise '%s': expected a percentage", optarg);
+            if (parse_double(optarg, &d) || d > 100)
+                return die_usage("--noise '%s': expected a percentage in [0, 100]", optarg);
             o.noise_pct = d;
             break;
         case O_HOT: o.hot = 1; break;
@@ -364,13 +511,19 @@ int main(int argc, char **argv)
             o.iterations = (int)v;
             break;
         case O_DUR:
-            if (parse_double(optarg, &d) || d <= 0)
-                return die_usage("--duration '%s': expected seconds > 0", optarg);
+            if (parse_double(optarg, &d) || d <= 0 || d > KB_MAX_SECONDS)
+                return die_usage("--duration '%s': expected seconds in (0, 3600]", optarg);
             o.duration = d;
             break;
         case O_PERF: perf_spec = optarg; break;
         case O_CAL: cal_path = optarg; break;
         case O_INTER: o.interleave = 1; break;
+        case O_VERSION:
+            printf("kbench %s (commit %s)\n", KB_VERSION, kb_sysinfo_get()->commit);
+            return 0;
+        case O_TIMEREF: o.time_ref = 1; break;
+        case O_QUICK: quick = 1; break;
+        case O_FULL: full = 1; break;
         case 'o': output = optarg; break;
         case 'q': quiet = 1; break;
         case 'h': fputs(usage, stdout); return 0;
@@ -389,13 +542,23 @@ int main(int argc, char **argv)
     char default_cal[4096];
     kb_calibration_path(default_cal, sizeof default_cal);
     if (calibrate) {
+        if (suite || o.kernel_re || o.impl_re || shape || json || o.dump_dir || quick || full ||
+            o.check_only || o.interleave)
+            return die_usage("%scalibrate takes --threads, --device, --no-vulkan and -o FILE only",
+                             "");
         kb_peaks pk;
         const char *path = output ? output : default_cal;
+        char cerr[512];
+        if (kb_check_writable(path, cerr, sizeof cerr) != 0) {
+            fprintf(stderr, "kbench calibrate: %s\n", cerr);
+            return 2;
+        }
         if (kb_calibrate(&o, path, &pk) != 0) {
             fprintf(stderr, "kbench calibrate: cannot write %s: %s\n", path, strerror(errno));
             return 1;
         }
-        printf("calibration written to %s\n", path);
+        printf("calibration written to %s\n  for this machine: %s\n", path,
+               kb_sysinfo_get()->machine_key);
         for (int t = 1; t <= KB_CAL_MAX_THREADS; t++)
             if (pk.read_gbps[t] > 0)
                 printf("  %d thread(s): read %.2f GB/s, copy %.2f GB/s, triad %.2f GB/s\n", t,
@@ -411,21 +574,94 @@ int main(int argc, char **argv)
                    pk.vk_fma16_gflops);
         return 0;
     }
-    if (!suite && !o.kernel_re)
-        return die_usage("%snothing to run: give --suite NAME or --kernel REGEX (--list shows them)",
-                         "");
+    if (quick && full)
+        return die_usage("%s--quick and --full: choose one", "");
+    if ((quick || full) && o.kernel_re && !suite)
+        return die_usage("%s--quick and --full select suite lines: give --suite, or neither", "");
+    /* Nothing selected: the quick run, every suite's lines tagged quick, short timing. */
+    int quick_run = quick || (!suite && !o.kernel_re && !full);
     kb_case_list cl = {0};
-    int rc = build_cases(suite, o.kernel_re, shape, &cl);
+    int rc;
+    if (!suite && !o.kernel_re) {
+        char serr[600];
+        if (kb_suite_load_all(quick_run, &cl, serr, sizeof serr) != 0) {
+            fprintf(stderr, "kbench: %s\n", serr);
+            kb_case_list_free(&cl);
+            return 2;
+        }
+        rc = filter_shape(&cl, shape, quick_run ? "the quick run" : "the suites");
+        if (!quiet && !rc)
+            fprintf(stderr, "kbench: %s: %d cases from every suite (--suite NAME for one; --help)\n",
+                    quick_run ? "the quick run (suite lines tagged quick; --full for everything)"
+                              : "the full run",
+                    cl.n);
+    } else {
+        rc = build_cases(suite, o.kernel_re, shape, &cl);
+        if (!rc && suite && quick) {
+            int k = 0;
+            for (int i = 0; i < cl.n; i++)
+                if (cl.v[i].tags & KB_TAG_QUICK)
+                    cl.v[k++] = cl.v[i];
+            cl.n = k;
+        }
+    }
     if (rc) {
         kb_case_list_free(&cl);
         return rc;
     }
+    if (quick_run && !times_set) { /* a first look: shorter timing */
+        o.min_time = 0.05;
+        o.max_time = 0.25;
+    }
+    /* The selection must select something: a family filter, an implementation filter. */
+    if (suite && o.kernel_re) {
+        regex_t re;
+        if (regcomp(&re, o.kernel_re, REG_EXTENDED | REG_NOSUB) != 0) {
+            kb_case_list_free(&cl);
+            return die_usage("--kernel '%s' is not a valid regular expression", o.kernel_re);
+        }
+        int k = 0;
+        for (int i = 0; i < cl.n; i++)
+            if (regexec(&re, cl.v[i].fam->name, 0, NULL, 0) == 0)
+                cl.v[k++] = cl.v[i];
+        cl.n = k;
+        regfree(&re);
+        o.kernel_re = NULL; /* applied */
+    }
     if (cl.n == 0) {
-        fprintf(stderr, "kbench: no case matches the selection\n");
+        fprintf(stderr, "kbench: no case matches the selection%s%s%s%s%s\n", suite ? " (--suite " : "",
+                suite ? suite : "", suite ? ")" : "", quick ? " (--quick: no line tagged quick)" : "",
+                shape ? " (--shape)" : "");
         kb_case_list_free(&cl);
         return 2;
     }
-    o.progress = !quiet && isatty(2);
+    if (o.impl_re) {
+        regex_t re;
+        if (regcomp(&re, o.impl_re, REG_EXTENDED | REG_NOSUB) != 0) {
+            kb_case_list_free(&cl);
+            return die_usage("--impl '%s' is not a valid regular expression", o.impl_re);
+        }
+        regfree(&re);
+    }
+    int any_impl = 0, any_vk = 0;
+    selected_impls(&o, &cl, &any_impl, &any_vk);
+    if (!any_impl) {
+        fprintf(stderr, "kbench: --impl '%s' matches no implementation of the selected families "
+                        "(kbench --list shows them)\n", o.impl_re ? o.impl_re : "");
+        kb_case_list_free(&cl);
+        return 2;
+    }
+    /* Every file this run writes is checked now, not after an hour of work. */
+    char ferr[4400];
+    if ((output && kb_check_writable(output, ferr, sizeof ferr) != 0) ||
+        (json && kb_check_writable(json, ferr, sizeof ferr) != 0) ||
+        (o.dump_dir && kb_check_dir(o.dump_dir, ferr, sizeof ferr) != 0)) {
+        fprintf(stderr, "kbench: %s%s\n", o.dump_dir && strstr(ferr, o.dump_dir) ? "--dump: " : "",
+                ferr);
+        kb_case_list_free(&cl);
+        return 2;
+    }
+    o.progress = quiet ? 0 : isatty(2) ? 1 : 2;
 #ifdef KB_HAVE_VULKAN
     if (o.device >= 0 && !o.no_vulkan) { /* a device asked for by name must exist */
         char verr[512] = "";
@@ -446,45 +682,99 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    double t_start = kb_now();
     kb_results res = {0};
-    int bad = kb_run(&o, &cl, &res);
-    if (!o.check_only) {
-        kb_peaks pk;
+    kb_peaks pk;
+    memset(&pk, 0, sizeof pk);
+    if (!o.check_only) { /* the ceilings every row is read against, before the first row */
         const char *cp = cal_path ? cal_path : default_cal;
-        if (kb_calibration_load(cp, &pk) != 0) {
-            if (cal_path)
-                fprintf(stderr, "kbench: cannot read calibration %s; measuring read bandwidth\n",
-                        cal_path);
+        char why[1200] = "";
+        int lr = kb_calibration_load(cp, &pk, why, sizeof why);
+        if (lr != 0) {
+            if (lr == -2 || cal_path)
+                fprintf(stderr, "kbench: %s; measuring read bandwidth in this run\n", why);
             memset(&pk, 0, sizeof pk);
         }
-        kb_peaks_fill(&o, &res, &pk);
-        kb_peaks_apply(&pk, &res);
+        kb_peaks_measure(&o, any_vk, &pk);
         snprintf(res.peaks_source, sizeof res.peaks_source, "%s", pk.source);
     }
-    if (res.n == 0) {
-        fprintf(stderr, "kbench: no implementation matches --impl '%s'\n",
-                o.impl_re ? o.impl_re : "");
-        bad = 1;
-    }
-    int io = 0;
+    stream_ctx st = {.csv = csv, .res = &res, .pk = &pk, .timed = !o.check_only};
+    st.f = stdout;
     if (output) {
-        if (write_text(output, &res, csv) != 0) {
+        st.f = kb_tmpfile_for(output, st.tmp, sizeof st.tmp);
+        if (!st.f) {
             fprintf(stderr, "kbench: cannot write %s: %s\n", output, strerror(errno));
+            kb_case_list_free(&cl);
+            return 2;
+        }
+    }
+    snprintf(res.vk_status, sizeof res.vk_status, "not used");
+    if (csv) {
+        kb_report_csv_head(st.f);
+    } else {
+        const kb_sysinfo *si = kb_sysinfo_get();
+        fprintf(st.f, "# kbench %s | %s | %d cores | L2 %zu KiB, LLC %zu MiB | %.1f GiB | %s\n",
+                si->commit, si->cpu, si->cores, si->l2_bytes >> 10, si->llc_bytes >> 20,
+                (double)si->mem_bytes / (1 << 30), si->flags);
+        if (res.peaks_source[0])
+            fprintf(st.f, "# %%bw: share of the streaming-read bandwidth at the same thread count, from %s\n",
+                    res.peaks_source);
+        kb_report_table_head(st.f);
+    }
+    fflush(st.f);
+    o.on_row = on_row;
+    o.on_row_ctx = &st;
+    o.stop = &g_stop;
+    if (o.check_only)
+        signal(SIGSEGV, on_segv);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    int bad = kb_run(&o, &cl, &res);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    if (!csv && !st.vk_line && strcmp(res.vk_status, "not used") != 0)
+        fprintf(st.f, "# vulkan: %s\n", res.vk_status);
+    int io = 0;
+    const char *files[3];
+    int nfiles = 0;
+    if (output) {
+        if (kb_tmpfile_commit(st.f, st.tmp, output) != 0) {
+            fprintf(stderr, "kbench: cannot write %s: %s; the rows follow on stdout\n", output,
+                    strerror(errno));
+            if (csv)
+                kb_report_csv(stdout, &res);
+            else
+                kb_report_table(stdout, &res);
+            io = 1;
+        } else {
+            files[nfiles++] = output;
+        }
+    }
+    if (json) {
+        if (kb_report_json(json, &res, &o, argc, argv) != 0) {
+            fprintf(stderr, "kbench: cannot write %s: %s\n", json, strerror(errno));
+            io = 1;
+        } else {
+            files[nfiles++] = json;
+        }
+    }
+    if (o.dump_dir) {
+        files[nfiles++] = o.dump_dir;
+        if (res.io_errors) {
+            fprintf(stderr, "kbench: --dump: %d file(s) could not be written into %s\n",
+                    res.io_errors, o.dump_dir);
             io = 1;
         }
-    } else if (csv) {
-        kb_report_csv(stdout, &res);
-    } else {
-        kb_report_table(stdout, &res);
     }
-    if (json && kb_report_json(json, &res, &o, argc, argv) != 0) {
-        fprintf(stderr, "kbench: cannot write %s: %s\n", json, strerror(errno));
-        io = 1;
-    }
-    if (bad)
+    if (!quiet)
+        print_summary(&st, &res, kb_now() - t_start, files, nfiles);
+    else if (bad)
         fprintf(stderr, "kbench: %d row(s) failed or errored\n", bad);
+    int interrupted = res.interrupted;
     kb_results_free(&res);
     kb_case_list_free(&cl);
     kb_perfctl_close();
+    if (interrupted)
+        return 128 + (g_signal ? g_signal : SIGINT);
     return bad || io ? 1 : 0;
 }

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "fileio.h"
+
 static const char *descr(kb_dtype t)
 {
     switch (t) {
@@ -30,9 +32,8 @@ int kb_npy_write(const char *path, const kb_tensor *t)
     /* magic(6) + version(2) + header length(2) + header, padded with spaces to 64, ends in \n */
     int total = 10 + len + 1;
     int pad = (64 - total % 64) % 64;
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
+    char tmp[4200];
+    FILE *f = kb_tmpfile_for(path, tmp, sizeof tmp);
     if (!f)
         return -1;
     unsigned short hlen = (unsigned short)(len + pad + 1);
@@ -43,10 +44,9 @@ int kb_npy_write(const char *path, const kb_tensor *t)
         ok = fputc(' ', f) != EOF;
     ok = ok && fputc('\n', f) != EOF;
     ok = ok && fwrite(t->data, 1, t->bytes, f) == t->bytes;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
+    if (!ok) {
+        kb_tmpfile_abandon(f, tmp);
         return -1;
     }
-    return 0;
+    return kb_tmpfile_commit(f, tmp, path);
 }

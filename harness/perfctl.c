@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int ctl_fd = -1, ack_fd = -1;
@@ -15,6 +16,22 @@ int kb_perfctl_open(const char *spec, char *err, unsigned long errlen)
     ack = strchr(ctl, ',');
     if (ack)
         *ack++ = 0;
+    /* perf's control channel is a FIFO: a regular file would be overwritten by the commands */
+    const char *names[2] = {ctl, ack && *ack ? ack : NULL};
+    for (int i = 0; i < 2; i++) {
+        struct stat st;
+        if (!names[i])
+            continue;
+        if (stat(names[i], &st) != 0) {
+            snprintf(err, errlen, "--perf-ctl: cannot open %s: %s", names[i], strerror(errno));
+            return -1;
+        }
+        if (!S_ISFIFO(st.st_mode)) {
+            snprintf(err, errlen, "--perf-ctl: %s is not a FIFO (make it with mkfifo; "
+                                  "scripts/perf-kernel.sh does)", names[i]);
+            return -1;
+        }
+    }
     /* opening a FIFO waits for its other end: perf opens both when it starts */
     ctl_fd = open(ctl, O_WRONLY | O_CLOEXEC);
     if (ctl_fd < 0) {

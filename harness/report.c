@@ -5,9 +5,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "fileio.h"
 #include "sysinfo.h"
-
-#define KB_JSON_MAX_SAMPLES 1000
 
 static const char *impl_name(const kb_result *x) { return x->impl ? x->impl->name : "-"; }
 static const char *backend(const kb_result *x)
@@ -47,30 +46,38 @@ static void fmt_num(char *b, size_t n, const char *fmt, double v)
         snprintf(b, n, fmt, v);
 }
 
+void kb_report_table_head(FILE *f)
+{
+    fprintf(f, "%-12s %-22s %-38s %-11s %3s %-5s %9s %11s %9s %5s %9s %6s %7s %5s\n", "family", "label",
+            "shape", "impl", "thr", "check", "nmse", "median", "GB/s", "%bw", "GFLOP/s", "noise", "ci95", "n");
+}
+
+void kb_report_table_row(FILE *f, const kb_result *x)
+{
+    char shape[160], t[32], nm[32], gb[32], gf[32], nz[32], ci[32], thr[8], pb[16];
+    kb_case_format(&x->c, shape, sizeof shape);
+    fmt_time(t, sizeof t, x->median);
+    fmt_num(nm, sizeof nm, "%.2e", x->nmse);
+    fmt_num(gb, sizeof gb, "%.2f", x->gbps);
+    fmt_num(gf, sizeof gf, "%.2f", x->gflops);
+    fmt_num(nz, sizeof nz, "%.1f%%", x->noise_pct);
+    fmt_num(pb, sizeof pb, "%.0f%%", x->pct_peak_bw);
+    fmt_num(ci, sizeof ci, "+-%.1f%%", (x->ci_hi - x->ci_lo) / 2 / x->median * 100);
+    snprintf(thr, sizeof thr, x->threads ? "%d" : "-", x->threads);
+    fprintf(f, "%-12s %-22s %-38s %-11s %3s %-5s %9s %11s %9s %5s %9s %6s %7s %5d",
+            x->c.fam->name, x->c.label[0] ? x->c.label : "-", shape, impl_name(x), thr,
+            kb_status_name(x->status), nm, t, gb, pb, gf, nz, ci, x->n_samples);
+    if (x->msg[0])
+        fprintf(f, "  %s", x->msg);
+    fputc('\n', f);
+}
+
 void kb_report_table(FILE *f, const kb_results *r)
 {
     kb_report_header(f, r);
-    fprintf(f, "%-12s %-22s %-38s %-11s %3s %-5s %9s %11s %9s %5s %9s %6s %7s %5s\n", "family", "label",
-            "shape", "impl", "thr", "check", "nmse", "median", "GB/s", "%bw", "GFLOP/s", "noise", "ci95", "n");
-    for (int i = 0; i < r->n; i++) {
-        const kb_result *x = &r->v[i];
-        char shape[160], t[32], nm[32], gb[32], gf[32], nz[32], ci[32], thr[8], pb[16];
-        kb_case_format(&x->c, shape, sizeof shape);
-        fmt_time(t, sizeof t, x->median);
-        fmt_num(nm, sizeof nm, "%.2e", x->nmse);
-        fmt_num(gb, sizeof gb, "%.2f", x->gbps);
-        fmt_num(gf, sizeof gf, "%.2f", x->gflops);
-        fmt_num(nz, sizeof nz, "%.1f%%", x->noise_pct);
-        fmt_num(pb, sizeof pb, "%.0f%%", x->pct_peak_bw);
-        fmt_num(ci, sizeof ci, "+-%.1f%%", (x->ci_hi - x->ci_lo) / 2 / x->median * 100);
-        snprintf(thr, sizeof thr, x->threads ? "%d" : "-", x->threads);
-        fprintf(f, "%-12s %-22s %-38s %-11s %3s %-5s %9s %11s %9s %5s %9s %6s %7s %5d",
-                x->c.fam->name, x->c.label[0] ? x->c.label : "-", shape, impl_name(x), thr,
-                kb_status_name(x->status), nm, t, gb, pb, gf, nz, ci, x->n_samples);
-        if (x->msg[0])
-            fprintf(f, "  %s", x->msg);
-        fputc('\n', f);
-    }
+    kb_report_table_head(f);
+    for (int i = 0; i < r->n; i++)
+        kb_report_table_row(f, &r->v[i]);
 }
 
 /* RFC 4180 field: quoted when it holds a comma, quote or newline. */
@@ -97,43 +104,51 @@ static void csv_num(FILE *f, double v)
         fputs(",", f); /* empty: not measured */
 }
 
-void kb_report_csv(FILE *f, const kb_results *r)
+void kb_report_csv_head(FILE *f)
 {
     fputs("family,label,shape,impl,backend,threads,status,nmse,max_abs,cosine,cond_err,tolerance,tol_kind,samples,"
           "copies,median_s,min_s,p90_s,noise_pct,ci_lo_s,ci_hi_s,wall_median_s,bytes,flops,gbps,gflops,pct_peak_bw,pct_peak_flops,message\n",
           f);
-    for (int i = 0; i < r->n; i++) {
-        const kb_result *x = &r->v[i];
-        char shape[160];
-        kb_case_format(&x->c, shape, sizeof shape);
-        fprintf(f, "%s,", x->c.fam->name);
-        csv_str(f, x->c.label);
-        fprintf(f, ",%s,%s,%s,%d,%s", shape, impl_name(x), backend(x), x->threads,
-                kb_status_name(x->status));
-        csv_num(f, x->nmse);
-        csv_num(f, x->max_abs);
-        csv_num(f, x->cosine);
-        csv_num(f, x->cond_err);
-        csv_num(f, x->tol);
-        fprintf(f, ",%s", isfinite(x->tol) && x->impl ? (x->tol_is_cond ? "cond" : "nmse") : "");
-        fprintf(f, ",%d,%d", x->n_samples, x->copies);
-        csv_num(f, x->median);
-        csv_num(f, x->min);
-        csv_num(f, x->p90);
-        csv_num(f, x->noise_pct);
-        csv_num(f, x->ci_lo);
-        csv_num(f, x->ci_hi);
-        csv_num(f, x->wall_median);
-        csv_num(f, x->bytes);
-        csv_num(f, x->flops);
-        csv_num(f, x->gbps);
-        csv_num(f, x->gflops);
-        csv_num(f, x->pct_peak_bw);
-        csv_num(f, x->pct_peak_flops);
-        fputc(',', f);
-        csv_str(f, x->msg);
-        fputc('\n', f);
-    }
+}
+
+void kb_report_csv_row(FILE *f, const kb_result *x)
+{
+    char shape[160];
+    kb_case_format(&x->c, shape, sizeof shape);
+    fprintf(f, "%s,", x->c.fam->name);
+    csv_str(f, x->c.label);
+    fprintf(f, ",%s,%s,%s,%d,%s", shape, impl_name(x), backend(x), x->threads,
+            kb_status_name(x->status));
+    csv_num(f, x->nmse);
+    csv_num(f, x->max_abs);
+    csv_num(f, x->cosine);
+    csv_num(f, x->cond_err);
+    csv_num(f, x->tol);
+    fprintf(f, ",%s", isfinite(x->tol) && x->impl ? (x->tol_is_cond ? "cond" : "nmse") : "");
+    fprintf(f, ",%d,%d", x->n_samples, x->copies);
+    csv_num(f, x->median);
+    csv_num(f, x->min);
+    csv_num(f, x->p90);
+    csv_num(f, x->noise_pct);
+    csv_num(f, x->ci_lo);
+    csv_num(f, x->ci_hi);
+    csv_num(f, x->wall_median);
+    csv_num(f, x->bytes);
+    csv_num(f, x->flops);
+    csv_num(f, x->gbps);
+    csv_num(f, x->gflops);
+    csv_num(f, x->pct_peak_bw);
+    csv_num(f, x->pct_peak_flops);
+    fputc(',', f);
+    csv_str(f, x->msg);
+    fputc('\n', f);
+}
+
+void kb_report_csv(FILE *f, const kb_results *r)
+{
+    kb_report_csv_head(f);
+    for (int i = 0; i < r->n; i++)
+        kb_report_csv_row(f, &r->v[i]);
 }
 
 static void json_str(FILE *f, const char *s)
@@ -163,9 +178,8 @@ static void json_num(FILE *f, const char *key, double v)
 int kb_report_json(const char *path, const kb_results *r, const kb_options *o, int argc,
                    char **argv)
 {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
+    char tmp[4200];
+    FILE *f = kb_tmpfile_for(path, tmp, sizeof tmp);
     if (!f)
         return -1;
     const kb_sysinfo *s = kb_sysinfo_get();
@@ -204,6 +218,7 @@ int kb_report_json(const char *path, const kb_results *r, const kb_options *o, i
     json_str(f, r->vk_status);
     fputs(", \"peaks\": ", f);
     json_str(f, r->peaks_source);
+    fprintf(f, ", \"interrupted\": %s", r->interrupted ? "true" : "false");
     fputs("},\n  \"rows\": [\n", f);
     for (int i = 0; i < r->n; i++) {
         const kb_result *x = &r->v[i];
@@ -248,23 +263,13 @@ int kb_report_json(const char *path, const kb_results *r, const kb_options *o, i
         json_num(f, "pct_peak_flops", x->pct_peak_flops);
         fputs(", \"message\": ", f);
         json_str(f, x->msg);
-        /* at most KB_JSON_MAX_SAMPLES, evenly spaced in run order (statistics use them all) */
-        int stride = (x->n_samples + KB_JSON_MAX_SAMPLES - 1) / KB_JSON_MAX_SAMPLES;
-        if (stride < 1)
-            stride = 1;
-        fprintf(f, ", \"sample_stride\": %d, \"sample_s\": [", stride);
-        for (int k = 0; k < x->n_samples; k += stride)
+        /* the runner keeps every sample_stride-th sample, at most KB_KEEP_SAMPLES (statistics
+         * used them all) */
+        fprintf(f, ", \"sample_stride\": %d, \"sample_s\": [", x->sample_stride > 0 ? x->sample_stride : 1);
+        for (int k = 0; k < x->n_kept; k++)
             fprintf(f, "%s%.9g", k ? ", " : "", x->samples[k]);
         fprintf(f, "]}%s\n", i + 1 < r->n ? "," : "");
     }
     fputs("  ]\n}\n", f);
-    int ok = !ferror(f);
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        errno = e;
-        return -1;
-    }
-    return 0;
+    return kb_tmpfile_commit(f, tmp, path);
 }

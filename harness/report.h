@@ -7,6 +7,11 @@
 #include "runner.h"
 
 void kb_report_header(FILE *f, const kb_results *r);
+/* Row by row, for streaming: the column line, then one line per row. */
+void kb_report_table_head(FILE *f);
+void kb_report_table_row(FILE *f, const kb_result *x);
+void kb_report_csv_head(FILE *f);
+void kb_report_csv_row(FILE *f, const kb_result *x);
 void kb_report_table(FILE *f, const kb_results *r);
 void kb_report_csv(FILE *f, const kb_results *r);
 /* Written to a temporary file and renamed: whole or not at all. Returns 0 or -1. */

@@ -23,6 +23,7 @@
 #define MAX_COPIES 64
 #define MAX_SAMPLES 200000
 #define VK_ROTATE_BYTES (256.0 * 1024 * 1024) /* beyond any GPU L2 seen (H100: 50 MB) */
+#define KB_REF_TIME_LIMIT 0.05 /* s: a ref row slower than this is not timed (--time-ref) */
 
 void kb_options_default(kb_options *o)
 {
@@ -85,6 +86,7 @@ typedef struct {
     double rotated_bytes;
     double rotated_read; /* of rotated_bytes, what one call reads (sizes the copies) */
     unsigned next_copy;  /* the case's timed runs, all rows together, take copies in turn */
+    double ref_seconds;  /* one run of the reference (in case_setup) */
 } case_data;
 
 static uint64_t case_seed(uint64_t seed, const kb_case *c)
@@ -147,12 +149,20 @@ static int case_setup(const kb_options *o, const kb_case *c, case_data *d, char 
         snprintf(err, n, "needs %.2f GiB of memory; %.2f GiB available", gib(need), gib(avail));
         return -1;
     }
-    for (int i = 0; i < d->n_in; i++)
-        if (kb_tensor_alloc(&d->in[i], din[i].name, din[i].dtype, din[i].ndim, din[i].shape)) {
+    /* Reads past an input's end must be loud: in check runs an inaccessible page follows each
+     * input (after < 64 bytes of NaN), in timed runs 64 bytes of NaN. */
+    for (int i = 0; i < d->n_in; i++) {
+        int rc = o->check_only
+                     ? kb_tensor_alloc_fenced(&d->in[i], din[i].name, din[i].dtype, din[i].ndim, din[i].shape)
+                     : kb_tensor_alloc(&d->in[i], din[i].name, din[i].dtype, din[i].ndim, din[i].shape);
+        if (rc) {
             snprintf(err, n, "cannot allocate input %s (%.2f GiB)", din[i].name, gib(din[i].bytes));
             case_free(d);
             return -1;
         }
+        if (!d->in[i].map)
+            memset((char *)d->in[i].data + d->in[i].bytes, 0xFF, KB_GUARD_BYTES);
+    }
     for (int i = 0; i < d->n_out; i++)
         if (kb_tensor_alloc(&d->ref[i], dout[i].name, dout[i].dtype, dout[i].ndim, dout[i].shape) ||
             kb_tensor_alloc(&d->out[i], dout[i].name, dout[i].dtype, dout[i].ndim, dout[i].shape)) {
@@ -165,7 +175,9 @@ static int case_setup(const kb_options *o, const kb_case *c, case_data *d, char 
     c->fam->generate(c->p, d->in, &rng, o->inputs);
     for (int i = 0; i < d->n_out; i++)
         kb_tensor_poison(&d->ref[i]);
+    double t0 = kb_now();
     c->fam->reference(c->p, d->in, d->ref);
+    d->ref_seconds = kb_now() - t0;
     memcpy(d->copies[0], d->in, sizeof d->in);
     d->n_copies = 1;
     return 0;
@@ -199,6 +211,7 @@ static int ensure_copies(case_data *d, const kb_case *c, int want)
                 break;
             }
             memcpy(d->copies[k][i].data, src->data, src->bytes);
+            memset((char *)d->copies[k][i].data + src->bytes, 0xFF, KB_GUARD_BYTES); /* NaN */
         }
         if (!ok)
             break;
@@ -230,13 +243,17 @@ static void dump_dir_for(const kb_options *o, int case_idx, const kb_case *c, ch
     snprintf(buf, n, "%s/%03d_%s_%s", o->dump_dir, case_idx, c->fam->name, shape);
 }
 
+static int g_dump_errors; /* files --dump could not write in this kb_run */
+
 static void dump_tensors(const char *dir, const char *prefix, const kb_tensor *t, int nt)
 {
     char path[4096];
     for (int i = 0; i < nt; i++) {
         snprintf(path, sizeof path, "%s/%s%s.npy", dir, prefix, t[i].name);
-        if (kb_npy_write(path, &t[i]) != 0)
-            fprintf(stderr, "kbench: cannot write %s: %s\n", path, strerror(errno));
+        if (kb_npy_write(path, &t[i]) != 0) {
+            if (g_dump_errors++ < 5)
+                fprintf(stderr, "kbench: cannot write %s: %s\n", path, strerror(errno));
+        }
     }
 }
 
@@ -438,8 +455,19 @@ static void timer_finish(timer *t, kb_result *r)
     kb_stats st, sw;
     kb_stats_compute(t->s, t->n, &st);
     kb_stats_compute(t->wall, t->n, &sw);
-    r->samples = t->s;
+    /* keep at most KB_KEEP_SAMPLES, evenly spaced in run order: a long suite's rows then hold
+     * kilobytes, not megabytes, each */
+    int stride = (t->n + KB_KEEP_SAMPLES - 1) / KB_KEEP_SAMPLES;
+    if (stride < 1)
+        stride = 1;
+    int kept = 0;
+    for (int k = 0; k < t->n; k += stride)
+        t->s[kept++] = t->s[k];
+    double *small = realloc(t->s, sizeof(double) * (size_t)(kept ? kept : 1));
+    r->samples = small ? small : t->s;
     r->n_samples = t->n;
+    r->n_kept = kept;
+    r->sample_stride = stride;
     r->median = st.median;
     r->min = st.min;
     r->p90 = st.p90;
@@ -466,6 +494,11 @@ static void recheck(timer *t, kb_result *r)
         kb_tensor_guard_reset(&d->out[i]);
     }
     kb_result tmp = *r;
+    if (t->x.impl->reset && t->x.impl->reset(t->x.state[0], d->out) != 0) {
+        r->status = KB_ERROR;
+        snprintf(r->msg, sizeof r->msg, "after timing: could not poison the outputs again");
+        return;
+    }
     if (run_once(&t->x, 0, &gpu) != 0 ||
         (t->x.impl->finish && t->x.impl->finish(t->x.state[0], d->out) != 0) ||
         !check_outputs(&tmp, t->x.c, d)) {
@@ -487,6 +520,21 @@ static void run_impl(const kb_options *o, const kb_impl *impl, const kb_env *env
         r->tol = impl->tol_cond > 0 ? impl->tol_cond : c->fam->tol_cond;
     else
         r->tol = impl->tol_nmse > 0 ? impl->tol_nmse : c->fam->tol_nmse;
+    /* The ref row: the reference already ran once for the case (its output is what every row
+     * is checked against), so a slow one is neither run again nor timed unless asked. */
+    if (impl->cpu_run && strcmp(impl->name, "ref") == 0 && !o->time_ref &&
+        d->ref_seconds > KB_REF_TIME_LIMIT) {
+        r->status = KB_PASS;
+        r->nmse = r->max_abs = 0;
+        r->cosine = 1;
+        r->cond_err = r->tol_is_cond ? 0 : NAN;
+        snprintf(r->msg, sizeof r->msg,
+                 "the reference itself; not timed (one run took %.3g s: --time-ref times it)",
+                 d->ref_seconds);
+        if (dumpdir)
+            dump_tensors(dumpdir, "ref_t1_", d->ref, d->n_out);
+        return;
+    }
     for (int i = 0; i < d->n_out; i++) {
         kb_tensor_poison(&d->out[i]);
         kb_tensor_guard_reset(&d->out[i]);
@@ -538,9 +586,14 @@ static void run_impl(const kb_options *o, const kb_impl *impl, const kb_env *env
 }
 
 /* Times a prepared row to the end (the sequential mode). */
-static void time_row(const kb_options *o, timer *t, kb_result *r)
+static int stopped(const kb_options *o) { return o->stop && *o->stop; }
+
+/* Times a prepared row to the end (the sequential mode). Returns -1 when the run was stopped
+ * (kb_options.stop) before the row finished: the row is then incomplete. */
+static int time_row(const kb_options *o, timer *t, kb_result *r)
 {
     timer_init(o, t);
+    int rc = 0;
     for (int rep = -1;;) { /* perf records only the timed region of each repetition */
         if (t->rep != rep) {
             if (rep >= 0)
@@ -548,13 +601,30 @@ static void time_row(const kb_options *o, timer *t, kb_result *r)
             kb_perfctl_enable();
             rep = t->rep;
         }
+        if (stopped(o)) {
+            rc = -1;
+            break;
+        }
         if (timer_step(o, t, r))
             break;
     }
     kb_perfctl_disable();
-    timer_finish(t, r);
-    recheck(t, r);
+    if (rc == 0) {
+        timer_finish(t, r);
+        recheck(t, r);
+    } else {
+        free(t->s);
+        free(t->wall);
+        t->s = t->wall = NULL;
+    }
     release_states(&t->x);
+    return rc;
+}
+
+static void emit(const kb_options *o, kb_results *res, int i)
+{
+    if (o->on_row)
+        o->on_row(&res->v[i], o->on_row_ctx);
 }
 
 /* ---- the run ---------------------------------------------------------------------------- */
@@ -619,6 +689,10 @@ int kb_run(const kb_options *o, const kb_case_list *cases, kb_results *res)
     int nlive = 0;
     for (int ci = 0; ci < cases->n; ci++) {
         const kb_case *c = &cases->v[ci];
+        if (stopped(o)) {
+            res->interrupted = 1;
+            break;
+        }
         if (have_k && !re_match(&kre, c->fam->name))
             continue;
         int any = 0;
@@ -637,13 +711,19 @@ int kb_run(const kb_options *o, const kb_case_list *cases, kb_results *res)
         if (o->progress) {
             char shape[160];
             kb_case_format(c, shape, sizeof shape);
-            fprintf(stderr, "\r\033[K[%d/%d] %s %s: inputs and reference", done, total, c->fam->name, shape);
+            if (o->progress == 1)
+                fprintf(stderr, "\r\033[K[%d/%d] %s %s: inputs and reference", done, total,
+                        c->fam->name, shape);
+            else /* a log: one plain line per case */
+                fprintf(stderr, "kbench: [%d/%d] %s %s\n", done, total, c->fam->name, shape);
         }
         if (o->inputs != KB_INPUTS_RANDOM && !(c->fam->inputs & KB_INPUTS_BIT(o->inputs))) {
             kb_result *r = new_result(res, c, NULL, 0);
             r->status = KB_SKIP;
             snprintf(r->msg, sizeof r->msg, "--inputs %s does not apply to %s",
                      kb_inputs_name(o->inputs), c->fam->name);
+            if (!o->interleave)
+                emit(o, res, res->n - 1);
             free(dp);
             continue;
         }
@@ -651,6 +731,8 @@ int kb_run(const kb_options *o, const kb_case_list *cases, kb_results *res)
             kb_result *r = new_result(res, c, NULL, 0);
             r->status = KB_ERROR;
             snprintf(r->msg, sizeof r->msg, "%s", err);
+            if (!o->interleave)
+                emit(o, res, res->n - 1);
             bad++;
             free(dp);
             continue;
@@ -659,9 +741,10 @@ int kb_run(const kb_options *o, const kb_case_list *cases, kb_results *res)
         if (o->dump_dir) {
             dump_dir_for(o, ci, c, dumpdir, sizeof dumpdir);
             mkdir(o->dump_dir, 0777);
-            if (mkdir(dumpdir, 0777) != 0 && errno != EEXIST)
-                fprintf(stderr, "kbench: cannot create %s: %s\n", dumpdir, strerror(errno));
-            else {
+            if (mkdir(dumpdir, 0777) != 0 && errno != EEXIST) {
+                if (g_dump_errors++ < 5)
+                    fprintf(stderr, "kbench: cannot create %s: %s\n", dumpdir, strerror(errno));
+            } else {
                 dd = dumpdir;
                 dump_tensors(dd, "in_", d.in, d.n_in);
                 dump_tensors(dd, "ref_", d.ref, d.n_out);
@@ -696,7 +779,7 @@ int kb_run(const kb_options *o, const kb_case_list *cases, kb_results *res)
             for (int ti = 0; ti < nt; ti++) {
                 int thr = is_cpu ? (nt == 1 && strcmp(impl->name, "ref") == 0 ? 1 : threads[ti]) : 0;
                 kb_result *r = new_result(res, c, impl, thr);
-                if (o->progress) {
+                if (o->progress == 1) {
                     char shape[160];
                     kb_case_format(c, shape, sizeof shape);
                     fprintf(stderr, "\r\033[K[%d/%d] %s %s: %s t=%d", done, total, c->fam->name, shape,
@@ -711,6 +794,8 @@ int kb_run(const kb_options *o, const kb_case_list *cases, kb_results *res)
                 if (why) {
                     r->status = KB_SKIP;
                     snprintf(r->msg, sizeof r->msg, "%s", why);
+                    if (!o->interleave)
+                        emit(o, res, res->n - 1);
                     continue;
                 }
                 if (is_cpu) {
@@ -731,12 +816,19 @@ int kb_run(const kb_options *o, const kb_case_list *cases, kb_results *res)
                     timers[ntimers++] = t;
                     continue; /* counted after timing */
                 }
-                if (t->x.n_states > 0)
-                    time_row(o, t, r);
+                if (t->x.n_states > 0 && time_row(o, t, r) != 0) {
+                    res->n--; /* stopped mid-row: only finished rows stay */
+                    res->interrupted = 1;
+                    free(t);
+                    break;
+                }
                 free(t);
                 if (r->status == KB_FAIL || r->status == KB_ERROR)
                     bad++;
+                emit(o, res, res->n - 1);
             }
+            if (res->interrupted)
+                break;
         }
 #undef d
         if (o->interleave) {
@@ -755,6 +847,10 @@ int kb_run(const kb_options *o, const kb_case_list *cases, kb_results *res)
         int active = ntimers;
         kb_perfctl_enable();
         while (active > 0) {
+            if (stopped(o)) {
+                res->interrupted = 1;
+                break;
+            }
             /* every row runs every turn until all are done: one shared time window */
             for (int i = 0; i < ntimers; i++) {
                 timer *t = timers[i];
@@ -765,27 +861,47 @@ int kb_run(const kb_options *o, const kb_case_list *cases, kb_results *res)
                 if (!was && t->done)
                     active--;
             }
-            if (o->progress)
+            if (o->progress == 1)
                 fprintf(stderr, "\r\033[Ktiming %d rows interleaved: %d left", ntimers, active);
         }
         kb_perfctl_disable();
         for (int i = 0; i < ntimers; i++) {
             kb_result *r = &res->v[timers[i]->ri];
-            timer_finish(timers[i], r);
-            recheck(timers[i], r);
+            if (res->interrupted) { /* unfinished timing: the row goes */
+                free(timers[i]->s);
+                free(timers[i]->wall);
+                r->impl = NULL;
+                r->status = KB_ERROR; /* marked for removal below */
+                r->msg[0] = 1;
+            } else {
+                timer_finish(timers[i], r);
+                recheck(timers[i], r);
+                if (r->status == KB_FAIL || r->status == KB_ERROR)
+                    bad++;
+            }
             release_states(&timers[i]->x);
-            if (r->status == KB_FAIL || r->status == KB_ERROR)
-                bad++;
             free(timers[i]);
         }
+        if (res->interrupted) {
+            int k = 0;
+            for (int i = 0; i < res->n; i++)
+                if (!(res->v[i].impl == NULL && res->v[i].msg[0] == 1))
+                    res->v[k++] = res->v[i];
+            res->n = k;
+        }
     }
+    if (o->interleave) /* rows are final only now: report them in order */
+        for (int i = 0; i < res->n; i++)
+            emit(o, res, i);
     free(timers);
+    res->io_errors += g_dump_errors;
+    g_dump_errors = 0;
     for (int i = 0; i < nlive; i++) {
         case_free(live[i]);
         free(live[i]);
     }
     free(live);
-    if (o->progress)
+    if (o->progress == 1)
         fprintf(stderr, "\r\033[K");
     for (int i = 0; i < KB_MAX_THREAD_COUNTS; i++)
         kb_pool_destroy(pools[i]);

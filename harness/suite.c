@@ -25,6 +25,8 @@ void kb_case_list_free(kb_case_list *l)
 
 static int push(kb_case_list *l, const kb_case *c)
 {
+    if (l->n >= KB_MAX_CASES)
+        return -2;
     if (l->n == l->cap) {
         int cap = l->cap ? l->cap * 2 : 16;
         kb_case *v = realloc(l->v, sizeof(kb_case) * (size_t)cap);
@@ -110,7 +112,11 @@ static int parse_values(const char *s, int64_t *v, int max, char *err, size_t er
             snprintf(err, errlen, "%s=%s: '%s' is not an integer", key, s, p);
             return -1;
         }
-        v[n++] = x;
+        int dup = 0; /* rows=7,7 sweeps 7 once */
+        for (int i = 0; i < n; i++)
+            dup |= v[i] == x;
+        if (!dup)
+            v[n++] = x;
         if (*end == 0)
             break;
         p = end + 1;
@@ -140,8 +146,13 @@ static int expand(const kb_case *base, const kv_list *kv, const int *idx, int nk
         }
         if (kb_case_check(&c, err, errlen) != 0)
             return -1;
-        if (push(out, &c) != 0) {
-            snprintf(err, errlen, "out of memory");
+        int rc = push(out, &c);
+        if (rc != 0) {
+            if (rc == -2)
+                snprintf(err, errlen, "more than %d cases in all: select fewer (a suite's lines, "
+                                      "--shape, --kernel)", KB_MAX_CASES);
+            else
+                snprintf(err, errlen, "out of memory");
             return -1;
         }
     }
@@ -156,11 +167,28 @@ static void defaults(kb_case *c, const kb_family *f)
         c->p[i] = f->params[i].def;
 }
 
+/* Copies a label, cut to fit on a UTF-8 character boundary (a cut character would make the CSV
+ * and JSON invalid UTF-8). */
+static void copy_label(char *dst, size_t n, const char *src)
+{
+    size_t len = strlen(src);
+    if (len >= n) {
+        len = n - 1;
+        while (len > 0 && ((unsigned char)src[len] & 0xC0) == 0x80)
+            len--; /* src[len] continues a character: cut before the character's first byte */
+    }
+    memcpy(dst, src, len);
+    dst[len] = 0;
+}
+
 int kb_suite_parse_line(const char *line, kb_case_list *out, char *err, size_t errlen)
 {
-    char buf[1024];
-    if (strlen(line) >= sizeof buf) {
-        snprintf(err, errlen, "line too long (max %zu characters)", sizeof buf - 1);
+    char buf[KB_MAX_LINE + 2];
+    size_t len = strlen(line);
+    while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+        len--;
+    if (len > KB_MAX_LINE) {
+        snprintf(err, errlen, "line too long (%zu characters; at most %d)", len, KB_MAX_LINE);
         return -1;
     }
     snprintf(buf, sizeof buf, "%s", line);
@@ -189,14 +217,30 @@ int kb_suite_parse_line(const char *line, kb_case_list *out, char *err, size_t e
         *eq = 0;
         const char *key = tok, *val = eq + 1;
         if (strcmp(key, "label") == 0) {
-            snprintf(base.label, sizeof base.label, "%s", val);
+            if (base.label[0]) {
+                snprintf(err, errlen, "label given twice");
+                return -1;
+            }
+            copy_label(base.label, sizeof base.label, val);
+            continue;
+        }
+        if (strcmp(key, "tag") == 0) {
+            char tags[256], *ts = NULL;
+            snprintf(tags, sizeof tags, "%s", val);
+            for (char *t = strtok_r(tags, ",", &ts); t; t = strtok_r(NULL, ",", &ts)) {
+                if (strcmp(t, "quick") != 0) {
+                    snprintf(err, errlen, "unknown tag '%s' (tags: quick)", t);
+                    return -1;
+                }
+                base.tags |= KB_TAG_QUICK;
+            }
             continue;
         }
         int pi = param_index(f, key);
         if (pi < 0) {
             char names[256];
             param_names(f, names, sizeof names);
-            snprintf(err, errlen, "%s has no parameter '%s' (it has: %s, label)", f->name, key,
+            snprintf(err, errlen, "%s has no parameter '%s' (it has: %s, label, tag)", f->name, key,
                      names);
             return -1;
         }
@@ -221,20 +265,43 @@ int kb_suite_load(const char *path, kb_case_list *out, char *err, size_t errlen)
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
-    char line[4096], e[512];
-    int lineno = 0, rc = 0;
-    while (fgets(line, sizeof line, fp)) {
-        lineno++;
-        if (strlen(line) == sizeof line - 1 && line[sizeof line - 2] != '\n') {
-            snprintf(err, errlen, "%s:%d: line too long", path, lineno);
+    /* one line at a time by bytes, so a NUL byte or an over-long line is seen, never cut */
+    char line[KB_MAX_LINE + 2], e[512];
+    int lineno = 1, rc = 0;
+    size_t n = 0;
+    int ch;
+    for (;;) {
+        ch = fgetc(fp);
+        if (ch == 0) {
+            snprintf(err, errlen, "%s:%d: a NUL byte (not a text file?)", path, lineno);
             rc = -1;
             break;
         }
+        if (ch != EOF && ch != '\n') {
+            if (n > KB_MAX_LINE) {
+                snprintf(err, errlen, "%s:%d: line too long (at most %d characters)", path, lineno,
+                         KB_MAX_LINE);
+                rc = -1;
+                break;
+            }
+            line[n++] = (char)ch;
+            continue;
+        }
+        if (ch == EOF && ferror(fp)) {
+            snprintf(err, errlen, "%s: %s", path, strerror(errno));
+            rc = -1;
+            break;
+        }
+        line[n] = 0;
         if (kb_suite_parse_line(line, out, e, sizeof e) != 0) {
             snprintf(err, errlen, "%s:%d: %s", path, lineno, e);
             rc = -1;
             break;
         }
+        if (ch == EOF)
+            break;
+        n = 0;
+        lineno++;
     }
     fclose(fp);
     return rc;
@@ -246,36 +313,100 @@ static int is_file(const char *p)
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+const char *kb_suite_dir(void)
+{
+    static const char *const dirs[] = {KB_SOURCE_DIR "/suites", "suites", KB_DATA_DIR "/suites"};
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        struct stat st;
+        if (stat(dirs[i], &st) == 0 && S_ISDIR(st.st_mode))
+            return dirs[i];
+    }
+    return NULL;
+}
+
 char *kb_suite_find(const char *name)
 {
     char path[4096];
     if (strchr(name, '/') || strstr(name, ".suite"))
         return is_file(name) ? strdup(name) : NULL;
-    const char *dirs[] = {"suites", KB_SOURCE_DIR "/suites"};
-    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
-        snprintf(path, sizeof path, "%s/%s.suite", dirs[i], name);
-        if (is_file(path))
-            return strdup(path);
+    const char *dir = kb_suite_dir();
+    if (!dir)
+        return NULL;
+    snprintf(path, sizeof path, "%s/%s.suite", dir, name);
+    return is_file(path) ? strdup(path) : NULL;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The suite names of kb_suite_dir(), sorted; returns the count (names freed by the caller). */
+static int suite_names(char ***names)
+{
+    *names = NULL;
+    const char *dir = kb_suite_dir();
+    DIR *d = dir ? opendir(dir) : NULL;
+    if (!d)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len > 6 && strcmp(e->d_name + len - 6, ".suite") == 0 && e->d_name[0] != '.') {
+            char **v = realloc(*names, sizeof(char *) * (size_t)(n + 1));
+            if (!v)
+                break;
+            *names = v;
+            v[n++] = strndup(e->d_name, len - 6);
+        }
     }
-    return NULL;
+    closedir(d);
+    qsort(*names, (size_t)n, sizeof(char *), cmp_str);
+    return n;
 }
 
 void kb_suite_list(FILE *f)
 {
-    const char *dir = is_file(KB_SOURCE_DIR "/suites/matvec.suite") ? KB_SOURCE_DIR "/suites"
-                                                                      : "suites";
-    DIR *d = opendir(dir);
-    if (!d) {
+    char **names;
+    int n = suite_names(&names);
+    if (n == 0)
         fprintf(f, "  (no suites directory found)\n");
-        return;
+    for (int i = 0; i < n; i++) {
+        fprintf(f, "  %-12s %s/%s.suite\n", names[i], kb_suite_dir(), names[i]);
+        free(names[i]);
     }
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        size_t n = strlen(e->d_name);
-        if (n > 6 && strcmp(e->d_name + n - 6, ".suite") == 0)
-            fprintf(f, "  %.*s  (%s/%s)\n", (int)(n - 6), e->d_name, dir, e->d_name);
+    free(names);
+}
+
+int kb_suite_load_all(int quick_only, kb_case_list *out, char *err, size_t errlen)
+{
+    char **names;
+    int n = suite_names(&names), rc = 0;
+    if (n == 0) {
+        snprintf(err, errlen, "no suites directory found");
+        rc = -1;
     }
-    closedir(d);
+    for (int i = 0; i < n; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s.suite", kb_suite_dir(), names[i]);
+        kb_case_list one = {0};
+        if (rc == 0 && kb_suite_load(path, &one, err, errlen) != 0)
+            rc = -1;
+        for (int k = 0; rc == 0 && k < one.n; k++)
+            if (!quick_only || (one.v[k].tags & KB_TAG_QUICK)) {
+                int p = push(out, &one.v[k]);
+                if (p != 0) {
+                    snprintf(err, errlen, p == -2 ? "more than %d cases in all" : "out of memory",
+                             KB_MAX_CASES);
+                    rc = -1;
+                }
+            }
+        kb_case_list_free(&one);
+        free(names[i]);
+    }
+    free(names);
+    return rc;
 }
 
 /* Splits "rows=1,7,cols=64" into kv lists: a token without '=' extends the previous key. */

@@ -1,5 +1,5 @@
 /* Suite files and shape specs.
- * A suite line:  FAMILY key=value[,value...] ... [label=NAME]   # comment
+ * A suite line:  FAMILY key=value[,value...] ... [label=NAME] [tag=quick]   # comment
  * A list of values sweeps that parameter; several lists give their cartesian product.
  * Parameters not named take the family's default. */
 #ifndef KB_SUITE_H
@@ -15,6 +15,8 @@ typedef struct kb_case_list {
 } kb_case_list;
 
 #define KB_MAX_CASES_PER_LINE 4096
+#define KB_MAX_CASES 100000 /* in all, over every line and suite of a run */
+#define KB_MAX_LINE 1023    /* characters in a suite line or a --shape, without the newline */
 
 void kb_case_list_free(kb_case_list *l);
 /* Range and family checks of one case. Returns 0, or -1 with a message. */
@@ -31,6 +33,12 @@ int kb_suite_load(const char *path, kb_case_list *out, char *err, size_t errlen)
 char *kb_suite_find(const char *name);
 /* Lists the suites found, one name per line. */
 void kb_suite_list(FILE *f);
+/* The directory the suites are read from (the source tree's, ./suites, or the installed
+ * share/kbench/suites); NULL when none is found. */
+const char *kb_suite_dir(void);
+/* Loads every suite of kb_suite_dir() (sorted by name); only the cases tagged quick when
+ * quick_only. Returns 0 or -1 with err. */
+int kb_suite_load_all(int quick_only, kb_case_list *out, char *err, size_t errlen);
 
 /* --shape "rows=1,7,cols=64": cases of family f (defaults elsewhere). */
 int kb_shape_parse(const kb_family *f, const char *spec, kb_case_list *out, char *err,

@@ -65,8 +65,26 @@ static void detect(void)
             int n = hwloc_get_nbobjs_by_type(topo, t);
             info.llc_bytes = sz * (size_t)(n > 0 ? n : 1);
         }
+        info.numa_nodes = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_NUMANODE);
+        char mem[96] = "";
+        for (int i = 0; i < info.numa_nodes && i < 8; i++) {
+            hwloc_obj_t o = hwloc_get_obj_by_type(topo, HWLOC_OBJ_NUMANODE, (unsigned)i);
+            size_t n = strlen(mem);
+            snprintf(mem + n, sizeof mem - n, "%s%.0f", i ? "+" : "",
+                     o ? (double)o->attr->numanode.local_memory / (1 << 30) : 0.0);
+        }
+        snprintf(info.machine_key, sizeof info.machine_key, "%s|%d.%d.%d|cores %d|pus %d|numa %s GiB|llc %zu",
+                 c->brand[0] ? c->brand : "unknown CPU", c->family, c->model, c->stepping,
+                 info.cores, info.pus, mem, info.llc_bytes);
         hwloc_topology_destroy(topo);
     }
+    if (!info.machine_key[0])
+        snprintf(info.machine_key, sizeof info.machine_key, "%s|%d.%d.%d|unknown topology",
+                 c->brand[0] ? c->brand : "unknown CPU", c->family, c->model, c->stepping);
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const char *k = info.machine_key; *k; k++)
+        h = (h ^ (unsigned char)*k) * 0x100000001b3ull;
+    snprintf(info.machine_hash, sizeof info.machine_hash, "%016llx", (unsigned long long)h);
     if (info.cores <= 0)
         info.cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (info.llc_bytes == 0)

@@ -10,6 +10,11 @@ typedef struct kb_sysinfo {
     int cores, pus;
     size_t l2_bytes, llc_bytes, mem_bytes, mem_avail_bytes;
     char os[128], hostname[64], compiler[64], commit[32];
+    int numa_nodes;
+    /* What a calibration is valid for: CPU model (brand, family/model/stepping), cores, NUMA
+     * nodes and their memory (hwloc, rounded to GiB), LLC size; and its FNV-1a hash (hex). */
+    char machine_key[256];
+    char machine_hash[17];
 } kb_sysinfo;
 
 const kb_sysinfo *kb_sysinfo_get(void);

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 size_t kb_dtype_size(kb_dtype t)
 {
@@ -31,7 +33,7 @@ int64_t kb_tensor_numel(const kb_tensor *t)
     return n;
 }
 
-int kb_tensor_alloc(kb_tensor *t, const char *name, kb_dtype dt, int ndim, const int64_t *shape)
+static int tensor_init(kb_tensor *t, const char *name, kb_dtype dt, int ndim, const int64_t *shape)
 {
     memset(t, 0, sizeof *t);
     snprintf(t->name, sizeof t->name, "%s", name);
@@ -47,6 +49,13 @@ int kb_tensor_alloc(kb_tensor *t, const char *name, kb_dtype dt, int ndim, const
         n *= (size_t)shape[i];
     }
     t->bytes = n * kb_dtype_size(dt);
+    return 0;
+}
+
+int kb_tensor_alloc(kb_tensor *t, const char *name, kb_dtype dt, int ndim, const int64_t *shape)
+{
+    if (tensor_init(t, name, dt, ndim, shape) != 0)
+        return -1;
     size_t total = (t->bytes + KB_GUARD_BYTES + KB_ALIGN - 1) / KB_ALIGN * KB_ALIGN;
     t->data = aligned_alloc(KB_ALIGN, total);
     if (!t->data)
@@ -55,10 +64,36 @@ int kb_tensor_alloc(kb_tensor *t, const char *name, kb_dtype dt, int ndim, const
     return 0;
 }
 
+int kb_tensor_alloc_fenced(kb_tensor *t, const char *name, kb_dtype dt, int ndim,
+                           const int64_t *shape)
+{
+    if (tensor_init(t, name, dt, ndim, shape) != 0)
+        return -1;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t padded = (t->bytes + KB_ALIGN - 1) / KB_ALIGN * KB_ALIGN; /* payload + < 64 bytes */
+    size_t body = (padded + page - 1) / page * page;
+    size_t total = body + page;
+    void *m = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return -1;
+    if (mprotect((char *)m + body, page, PROT_NONE) != 0) {
+        munmap(m, total);
+        return -1;
+    }
+    t->map = m;
+    t->map_bytes = total;
+    t->data = (char *)m + body - padded; /* page-aligned base, so KB_ALIGN aligned */
+    memset((char *)t->data + t->bytes, 0xFF, padded - t->bytes);
+    return 0;
+}
+
 void kb_tensor_free(kb_tensor *t)
 {
-    free(t->data);
-    t->data = NULL;
+    if (t->map)
+        munmap(t->map, t->map_bytes);
+    else
+        free(t->data);
+    t->data = t->map = NULL;
 }
 
 void kb_tensor_guard_reset(kb_tensor *t)

@@ -1,43 +1,10 @@
 /* The command line: bad input gets a clear message and a non-zero exit, never a crash; good
  * input gives well-formed CSV and JSON. Runs the real kbench binary (KBENCH from ctest). */
-#include <stdlib.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include "kbtest.h"
-
-static char out[1 << 16];
-
-/* Runs kbench with args; returns its exit status (-1 when it died on a signal). */
-static int kbench(const char *args)
-{
-    const char *bin = getenv("KBENCH");
-    if (!bin)
-        bin = "./kbench";
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin, args);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t n = fread(out, 1, sizeof out - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    if (WIFSIGNALED(st))
-        return -1;
-    return WEXITSTATUS(st);
-}
-
-static void expect(const char *args, int code, const char *needle)
-{
-    int rc = kbench(args);
-    if (rc != code || (needle && !strstr(out, needle)))
-        fail_msg("kbench %s: exit %d (want %d), output:\n%s\n(want it to mention '%s')", args, rc,
-                 code, out, needle ? needle : "");
-}
+#include "kbtest_cli.h"
 
 static void test_usage_errors(void **st)
 {
     (void)st;
-    expect("", 2, "nothing to run");
     expect("--bogus", 2, "unknown option '--bogus'");
     expect("--suite", 2, "needs a value");
     expect("--suite nosuch", 2, "no suite 'nosuch'");
@@ -117,10 +84,10 @@ static void test_json_written_whole(void **st)
     assert_non_null(strstr(out, "\"sample_s\": ["));
     assert_true(n > 2 && out[n - 2] == '}'); /* complete document */
     remove(path);
-    /* an unwritable path: a message and exit 1, no partial file */
+    /* an unwritable path: refused before the run (exit 2), no partial file */
     expect("--kernel read --shape mib=1 --check -q --threads 1 --json /nonexistent/dir/x.json "
            "--no-vulkan",
-           1, "cannot write");
+           2, "cannot write");
 }
 
 static void test_failing_check_exits_nonzero_via_dump(void **st)
