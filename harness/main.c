@@ -335,8 +335,9 @@ static void on_row(kb_result *r, void *ctx)
 static void on_segv(int sig)
 {
     static const char msg[] =
-        "kbench: SIGSEGV. Inputs end at an inaccessible page in --check runs: a kernel that reads "
-        "past the end of an input stops here (rerun the failing case alone with --check).\n";
+        "kbench: SIGSEGV. In --check runs every input ends at an inaccessible page, so a kernel "
+        "that reads past the end of an input stops here (rerun the case alone with --check, one "
+        "--impl at a time); otherwise a driver (lavapipe short of memory) or kbench crashed.\n";
     ssize_t w = write(2, msg, sizeof msg - 1);
     (void)w;
     signal(sig, SIG_DFL);

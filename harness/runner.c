@@ -668,7 +668,7 @@ int kb_run(const kb_options *o, const kb_case_list *cases, kb_results *res)
     }
     kb_pool *pools[KB_MAX_THREAD_COUNTS] = {0};
     kb_env env = {0};
-    int vk_tried = 0;
+    int vk_tried = 0, vk_fault = 0;
     snprintf(res->vk_status, sizeof res->vk_status, "not used");
 
     /* count the work for the progress line */
@@ -767,8 +767,11 @@ int kb_run(const kb_options *o, const kb_case_list *cases, kb_results *res)
                         if (!o->check_only) /* full clock before the first timed row */
                             kb_vk_warm(env.vk, 2.0, verr, sizeof verr);
                     }
-                    else
-                        snprintf(res->vk_status, sizeof res->vk_status, "unavailable: %s", verr);
+                    else {
+                        snprintf(res->vk_status, sizeof res->vk_status, "%s: %s",
+                                 kb_vk_create_fault() ? "failed to start" : "unavailable", verr);
+                        vk_fault = kb_vk_create_fault();
+                    }
                 } else {
                     snprintf(res->vk_status, sizeof res->vk_status, "unavailable: --no-vulkan");
                 }
@@ -787,6 +790,14 @@ int kb_run(const kb_options *o, const kb_case_list *cases, kb_results *res)
                 }
                 done++;
                 const char *why = NULL;
+                if (!is_cpu && !env.vk && vk_fault) { /* a device that exists but would not start */
+                    r->status = KB_ERROR;
+                    snprintf(r->msg, sizeof r->msg, "%s", res->vk_status);
+                    bad++;
+                    if (!o->interleave)
+                        emit(o, res, res->n - 1);
+                    continue;
+                }
                 if (!is_cpu && !env.vk)
                     why = res->vk_status;
                 else if (impl->available)

@@ -67,6 +67,9 @@ struct kb_vk {
     char desc[1024];
 };
 
+/* The last kb_vk_create failed on a device that exists (as opposed to no driver or device). */
+static int create_fault;
+
 static void seterr(char *err, size_t n, const char *fmt, ...)
 {
     if (!err || !n)
@@ -137,6 +140,7 @@ static int make_instance(VkInstance *inst, uint32_t *api, char *err, size_t errl
     }
     if (r != VK_SUCCESS) {
         seterr(err, errlen, "vkCreateInstance failed: %s (%d)", vkres(r), (int)r);
+        create_fault = 1; /* a driver is there but does not start (out of memory, ...) */
         return -1;
     }
     return 0;
@@ -218,6 +222,7 @@ static int enum_devices(VkInstance inst, uint32_t api, devinfo **out, char *err,
     VkResult r = vkEnumeratePhysicalDevices(inst, &n, NULL);
     if (r != VK_SUCCESS) {
         seterr(err, errlen, "vkEnumeratePhysicalDevices failed: %s", vkres(r));
+        create_fault = 1; /* a driver loaded but would not start */
         return -1;
     }
     if (n == 0) {
@@ -443,8 +448,11 @@ static void describe(struct kb_vk *vk)
              vk->lim.subgroup_size, ts);
 }
 
+int kb_vk_create_fault(void) { return create_fault; }
+
 struct kb_vk *kb_vk_create(int device_index, char *err, size_t errlen)
 {
+    create_fault = 0;
     struct kb_vk *vk = calloc(1, sizeof *vk);
     if (!vk) {
         seterr(err, errlen, "out of memory");
@@ -543,6 +551,7 @@ struct kb_vk *kb_vk_create(int device_index, char *err, size_t errlen)
     VkResult r = vkCreateDevice(vk->di.pd, &dci, NULL, &vk->dev);
     if (r != VK_SUCCESS) {
         seterr(err, errlen, "vkCreateDevice(%s) failed: %s", vk->di.props.deviceName, vkres(r));
+        create_fault = 1;
         goto fail;
     }
     vkGetDeviceQueue(vk->dev, vk->qfam, 0, &vk->queue);
@@ -553,6 +562,7 @@ struct kb_vk *kb_vk_create(int device_index, char *err, size_t errlen)
     if ((r = vkCreateCommandPool(vk->dev, &pci, NULL, &vk->pool)) != VK_SUCCESS ||
         (r = vkCreateFence(vk->dev, &fci, NULL, &vk->fence)) != VK_SUCCESS) {
         seterr(err, errlen, "command pool / fence: %s", vkres(r));
+        create_fault = 1;
         goto fail;
     }
     vkGetPhysicalDeviceMemoryProperties(vk->di.pd, &vk->mem);

@@ -21,6 +21,10 @@ struct kb_vk;
  * Returns NULL with the reason in err (no driver, no device, index out of range: the devices
  * are listed then, device too old). */
 struct kb_vk *kb_vk_create(int device_index, char *err, size_t errlen);
+/* 1 when the last kb_vk_create failed on a device that exists (it would not start: out of
+ * memory, a driver error), 0 when there was simply no usable driver or device. The first is an
+ * error of the run, the second a reason to skip. */
+int kb_vk_create_fault(void);
 void kb_vk_destroy(struct kb_vk *vk);
 /* One line per device; returns the count, or -1 after printing why Vulkan is unavailable. */
 int kb_vk_list(FILE *f);

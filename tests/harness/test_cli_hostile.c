@@ -263,6 +263,38 @@ static void test_interrupt_keeps_rows(void **st)
     assert_int_equal(jrows, rows);
 }
 
+/* 11: a Vulkan device that exists but cannot start (lavapipe under a memory limit) is an ERROR,
+ * not a skip. Not under ASan (it needs far more address space than the limit). */
+static void test_vk_start_failure_is_error(void **st)
+{
+    (void)st;
+#if defined(KB_HAVE_VULKAN) && !defined(__SANITIZE_ADDRESS__)
+    expect("--kernel read --shape mib=1 --impl '^vk$' --check -q", 0, NULL);
+    if (strstr(out, "skip")) {
+        print_message("no Vulkan device here: %s\n", out);
+        skip();
+    }
+    const char *bin = getenv("KBENCH");
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "ulimit -v 200000; %s --kernel read --shape mib=1 --impl '^vk$' --check -q 2>&1",
+             bin ? bin : "./kbench");
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    int stt = pclose(p);
+    if (!strstr(out, "failed to start")) {
+        print_message("the memory limit did not stop the driver here: %s\n", out);
+        skip();
+    }
+    assert_true(WIFEXITED(stt) && WEXITSTATUS(stt) == 1);
+    assert_non_null(strstr(out, "ERROR"));
+#else
+    skip();
+#endif
+}
+
 /* 20: --version names the commit */
 static void test_version(void **st)
 {
@@ -279,7 +311,7 @@ int main(void)
         cmocka_unit_test(test_suite_bytes),         cmocka_unit_test(test_case_limit),
         cmocka_unit_test(test_timing_bounds),       cmocka_unit_test(test_duplicates),
         cmocka_unit_test(test_foreign_calibration), cmocka_unit_test(test_interrupt_keeps_rows),
-        cmocka_unit_test(test_version),
+        cmocka_unit_test(test_version),             cmocka_unit_test(test_vk_start_failure_is_error),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

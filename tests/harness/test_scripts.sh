@@ -158,5 +158,26 @@ else
     bad "$t" "no python3"
 fi
 
+# Hostile inputs (issue 19): a message and exit 2, never a traceback
+row='"family": "read", "shape": "mib=1", "impl": "avx2", "status": "pass"'
+printf '{"rows": [{%s, "threads": "inf", "median_s": 1}]}\n' "$row" > "$TMP/h_inf.json"
+printf '{"rows": [{%s, "threads": 1e999, "median_s": 1}]}\n' "$row" > "$TMP/h_e999.json"
+python3 -c "print('{\"rows\": [{$row, \"threads\": 1, \"median_s\": 1' + '0' * 400 + '}]}')" > "$TMP/h_bigint.json"
+python3 -c "print('{\"rows\": [{$row, \"threads\": 1, \"median_s\": 1' + '0' * 5000 + '}]}')" > "$TMP/h_digits.json"
+python3 -c "print('[' * 100000 + ']' * 100000)" > "$TMP/h_deep.json"
+for h in inf e999; do
+    for s in "$COMPARE" "$PLOT"; do
+        t="${s##*/} threads $h: no traceback"
+        "$s" "$TMP/h_$h.json" "$TMP/h_$h.json" -o "$TMP/hp" >"$TMP/out" 2>&1
+        hasnt "$t" "Traceback" && ok "$t"
+    done
+done
+for h in bigint digits deep; do
+    t="compare $h: exit 2"
+    run "$t" 2 "$COMPARE" "$TMP/h_$h.json" "$TMP/h_$h.json" && ok "$t"
+    t="plot $h: exit 2"
+    run "$t" 2 "$PLOT" "$TMP/h_$h.json" -o "$TMP/hp" && ok "$t"
+done
+
 echo "$pass passed, $fail failed$([ "$skip" -gt 0 ] && echo ", $skip skipped")"
 [ "$fail" -eq 0 ]
