@@ -57,7 +57,7 @@ static void detect(void)
     if (feat.amx_int8 && ((xcr0 >> 17) & 3) == 3) /* Linux also needs a permission request */
         feat.amx_os = syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
     unsigned brand[12];
-    if (__get_cpuid_max(0x80000000, 0) >= 0x80000004) {
+    if ((unsigned)__get_cpuid_max(0x80000000, 0) >= 0x80000004u) {
         for (unsigned i = 0; i < 3; i++)
             __cpuid(0x80000002 + i, brand[4 * i], brand[4 * i + 1], brand[4 * i + 2],
                     brand[4 * i + 3]);

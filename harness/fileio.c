@@ -10,9 +10,17 @@ FILE *kb_tmpfile_for(const char *path, char *tmp, size_t n)
 {
     size_t len = strlen(path);
     struct stat st;
-    if (len == 0 || path[len - 1] == '/' || (stat(path, &st) == 0 && S_ISDIR(st.st_mode))) {
+    int exists = len && stat(path, &st) == 0;
+    if (len == 0 || path[len - 1] == '/' || (exists && S_ISDIR(st.st_mode))) {
         errno = len == 0 ? ENOENT : EISDIR;
         return NULL;
+    }
+    if (exists && !S_ISREG(st.st_mode)) {
+        /* a device or a FIFO (/dev/null, /dev/stdout, a pipe): written in place, never replaced
+         * by a rename */
+        if (n)
+            tmp[0] = 0;
+        return fopen(path, "w");
     }
     const char *slash = strrchr(path, '/');
     int dirlen = slash ? (int)(slash - path + 1) : 0;
@@ -39,6 +47,8 @@ int kb_tmpfile_commit(FILE *f, const char *tmp, const char *path)
     int ok = fflush(f) == 0 && !ferror(f);
     int e = errno;
     ok = fclose(f) == 0 && ok;
+    if (!tmp[0]) /* written in place (kb_tmpfile_for: not a regular file) */
+        return ok ? 0 : (errno = e ? e : EIO, -1);
     if (ok && rename(tmp, path) == 0)
         return 0;
     if (ok)
@@ -51,12 +61,20 @@ int kb_tmpfile_commit(FILE *f, const char *tmp, const char *path)
 void kb_tmpfile_abandon(FILE *f, const char *tmp)
 {
     fclose(f);
-    unlink(tmp);
+    if (tmp[0])
+        unlink(tmp);
 }
 
 int kb_check_writable(const char *path, char *err, size_t errlen)
 {
     char tmp[4200];
+    struct stat st;
+    if (path[0] && stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+        if (access(path, W_OK) == 0) /* a device or FIFO: opening it now could block */
+            return 0;
+        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        return -1;
+    }
     FILE *f = kb_tmpfile_for(path, tmp, sizeof tmp);
     if (!f) {
         snprintf(err, errlen, "cannot write %s: %s", path[0] ? path : "''", strerror(errno));

@@ -8,7 +8,9 @@
 #include <stdio.h>
 
 /* Opens a new temporary file in path's directory (".NAME.XXXXXX"); its name goes to tmp.
- * NULL with errno set when it cannot (also when path is empty or names a directory). */
+ * Where path exists and is not a regular file (/dev/null, /dev/stdout, a FIFO) it is opened
+ * itself and tmp is "": a rename must never replace a device. NULL with errno set when it
+ * cannot (also when path is empty or names a directory). */
 FILE *kb_tmpfile_for(const char *path, char *tmp, size_t n);
 /* Closes f and renames tmp to path; on any error removes tmp and returns -1 with errno. */
 int kb_tmpfile_commit(FILE *f, const char *tmp, const char *path);

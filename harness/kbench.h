@@ -137,6 +137,13 @@ typedef struct kb_family {
      * expert matvec reads K of E matrices); the copies for cold timing are counted from it.
      * NULL: all of them. */
     double (*rotated_read)(const int64_t *p);
+    /* Where one call reads a small part of a large input (K of E experts), copying that input
+     * for cold timing copies mostly bytes no call reads (E = 512: gigabytes). Instead
+     * rotate_mask_for(p) names the inputs to copy for this shape (the expert index), and
+     * rotate(p, in, k) makes copy k (k >= 1) read other bytes than copy 0 (other experts).
+     * NULL: rotate_mask, and copies equal to the original. */
+    unsigned (*rotate_mask_for)(const int64_t *p);
+    void (*rotate)(const int64_t *p, kb_tensor *in, int k);
     /* A small shape (suite-line keys, "rows=33 cols=64") on which the generic tests run every
      * family: planted bugs (tests/harness/test_planted.c), seed sweeps. Required. */
     const char *test_shape;

@@ -116,6 +116,11 @@ static void case_free(case_data *d)
 
 static double gib(double b) { return b / (1024.0 * 1024 * 1024); }
 
+static unsigned rot_mask(const kb_case *c)
+{
+    return c->fam->rotate_mask_for ? c->fam->rotate_mask_for(c->p) : c->fam->rotate_mask;
+}
+
 static int case_setup(const kb_options *o, const kb_case *c, case_data *d, char *err, size_t n)
 {
     memset(d, 0, sizeof *d);
@@ -133,7 +138,7 @@ static int case_setup(const kb_options *o, const kb_case *c, case_data *d, char 
         for (int k = 0; k < din[i].ndim; k++)
             b *= (double)din[i].shape[k];
         need += b;
-        if (c->fam->rotate_mask & (1u << i))
+        if (rot_mask(c) & (1u << i))
             d->rotated_bytes += b;
     }
     for (int i = 0; i < d->n_out; i++) {
@@ -199,7 +204,7 @@ static int ensure_copies(case_data *d, const kb_case *c, int want)
         int ok = 1;
         for (int i = 0; i < d->n_in; i++) {
             kb_tensor *src = &d->in[i];
-            if (!(c->fam->rotate_mask & (1u << i))) {
+            if (!(rot_mask(c) & (1u << i))) {
                 d->copies[k][i] = *src;
                 continue;
             }
@@ -215,6 +220,8 @@ static int ensure_copies(case_data *d, const kb_case *c, int want)
         }
         if (!ok)
             break;
+        if (c->fam->rotate)
+            c->fam->rotate(c->p, d->copies[k], k);
         d->n_copies++;
     }
     return d->n_copies;

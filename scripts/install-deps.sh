@@ -2,7 +2,7 @@
 # Installs what kbench needs on Debian 12 (bookworm), only what is missing. Idempotent.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libvulkan-dev mesa-vulkan-drivers glslang-tools
-      libhwloc-dev libcmocka-dev gnuplot-nox python3)
+      libhwloc-dev libcmocka-dev gnuplot-nox python3 clang libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

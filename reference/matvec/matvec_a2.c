@@ -18,6 +18,8 @@ const kb_family kb_family_matvec_a2 = {
     .flops = flops,
     .rotate_mask = 1u << AF_W | 1u << AF_S | 1u << AF_B,
     .rotated_read = rotated_read,
+    .rotate_mask_for = rotate_mask_for,
+    .rotate = rotate,
     .tol_nmse = 1e-9,
     .test_shape = "rows=33 cols=128 group=32 tokens=2",
 };

@@ -222,6 +222,29 @@ double kb_mva_rotated_read(const int64_t *p, int bits)
     return (double)s.k * (double)s.mat_bytes;
 }
 
+unsigned kb_mva_rotate_mask(const int64_t *p, int bits)
+{
+    kb_mva s;
+    kb_mva_get(p, bits, &s);
+    const int bf = bits == MVA_BF16_BITS;
+    if (s.experts && s.e > s.k)
+        return 1u << (bf ? BF_IDX : AF_IDX);
+    return bf ? 1u << BF_W : (1u << AF_W | 1u << AF_S | 1u << AF_B);
+}
+
+void kb_mva_rotate(const int64_t *p, int bits, kb_tensor *in, int k)
+{
+    kb_mva s;
+    kb_mva_get(p, bits, &s);
+    if (!(s.experts && s.e > s.k))
+        return;
+    /* copy k >= 1 takes the K experts after copy k-1's (distinct within a copy, and from the
+     * other copies until they wrap around E) */
+    int32_t *idx = in[bits == MVA_BF16_BITS ? BF_IDX : AF_IDX].data;
+    for (int j = 0; j < s.k; j++)
+        idx[j] = (int32_t)(((int64_t)k * s.k + j) % s.e);
+}
+
 double kb_mva_bytes(const int64_t *p, int bits)
 {
     kb_mva s;

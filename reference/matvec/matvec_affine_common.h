@@ -89,6 +89,10 @@ void kb_mva_generate(const int64_t *p, int bits, kb_tensor *in, kb_rng *rng);
 void kb_mva_reference(const int64_t *p, int bits, const kb_tensor *in, kb_tensor *out);
 double kb_mva_bytes(const int64_t *p, int bits);
 double kb_mva_rotated_read(const int64_t *p, int bits);
+/* Cold timing of the expert matvec: with E > K only idx is copied, each copy naming other
+ * experts (kbench.h rotate_mask_for, rotate). */
+unsigned kb_mva_rotate_mask(const int64_t *p, int bits);
+void kb_mva_rotate(const int64_t *p, int bits, kb_tensor *in, int k);
 double kb_mva_flops(const int64_t *p, int bits);
 
 /* Defines the static hooks of one family of `bits` (used by the four family files). */
@@ -111,6 +115,8 @@ double kb_mva_flops(const int64_t *p, int bits);
     }                                                                                              \
     static double bytes(const int64_t *p) { return kb_mva_bytes(p, bits); }                        \
     static double rotated_read(const int64_t *p) { return kb_mva_rotated_read(p, bits); }          \
+    static unsigned rotate_mask_for(const int64_t *p) { return kb_mva_rotate_mask(p, bits); }      \
+    static void rotate(const int64_t *p, kb_tensor *in, int k) { kb_mva_rotate(p, bits, in, k); }  \
     static double flops(const int64_t *p) { return kb_mva_flops(p, bits); }
 
 #endif

@@ -18,6 +18,8 @@ const kb_family kb_family_matvec_bf16 = {
     .flops = flops,
     .rotate_mask = 1u << BF_W,
     .rotated_read = rotated_read,
+    .rotate_mask_for = rotate_mask_for,
+    .rotate = rotate,
     .tol_nmse = 1e-9,
     .test_shape = "rows=33 cols=64 tokens=2",
 };

@@ -80,6 +80,18 @@ static void test_output_temporaries(void **st)
     assert_string_equal(buf, "precious");
     assert_true(read_file(path, out, sizeof out) > 0);
     assert_non_null(strstr(out, "family,label,shape"));
+    /* a device is written in place, never replaced by a rename (kbench runs as root in CI) */
+    char fifo[128];
+    snprintf(fifo, sizeof fifo, "%s/fifo", tmpdir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    snprintf(args, sizeof args, "--kernel read --shape mib=1 --csv -o %s " Q " & cat %s > /dev/null; wait", fifo, fifo);
+    expect(args, 0, NULL);
+    struct stat sb;
+    assert_int_equal(stat(fifo, &sb), 0);
+    assert_true(S_ISFIFO(sb.st_mode));
+    expect("--kernel read --shape mib=1 --csv -o /dev/null " Q, 0, NULL);
+    assert_int_equal(stat("/dev/null", &sb), 0);
+    assert_true(S_ISCHR(sb.st_mode));
     snprintf(args, sizeof args, "--kernel read --shape mib=1 -o %s/ " Q, tmpdir);
     expect(args, 2, "Is a directory");
     expect("--kernel read --shape mib=1 -o /nonexistent/x.csv " Q, 2, "cannot write");
