@@ -10,6 +10,7 @@ double kb_tensor_get(const kb_tensor *t, int64_t i)
     case KB_F16: return kb_f16_to_f32(((const uint16_t *)t->data)[i]);
     case KB_BF16: return kb_bf16_to_f32(((const uint16_t *)t->data)[i]);
     case KB_I32: return ((const int32_t *)t->data)[i];
+    case KB_U32: return ((const uint32_t *)t->data)[i];
     case KB_I8: return ((const int8_t *)t->data)[i];
     case KB_U8: return ((const uint8_t *)t->data)[i];
     }

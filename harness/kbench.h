@@ -19,7 +19,7 @@ extern "C" {
 
 /* ---- tensors ---------------------------------------------------------------------------- */
 
-typedef enum { KB_F32, KB_F16, KB_BF16, KB_I8, KB_U8, KB_I32, KB_F64 } kb_dtype;
+typedef enum { KB_F32, KB_F16, KB_BF16, KB_I8, KB_U8, KB_I32, KB_F64, KB_U32 } kb_dtype;
 
 size_t kb_dtype_size(kb_dtype t);
 const char *kb_dtype_name(kb_dtype t);
@@ -27,6 +27,9 @@ const char *kb_dtype_name(kb_dtype t);
 typedef struct kb_tensor {
     char name[32];
     kb_dtype dtype; /* element type; packed formats are KB_U8 with shape [rows, row_bytes] */
+    char elem[48];  /* what an element is where the dtype does not say it ("q4_0 blocks: ...",
+                     * "bf16 bits", "u32 words of 4-bit codes, LSB first"); "" otherwise.
+                     * Written into --dump manifests. */
     int ndim;
     int64_t shape[4];
     size_t bytes; /* payload bytes = product(shape) * dtype size */
@@ -147,6 +150,9 @@ typedef struct kb_family {
     /* A small shape (suite-line keys, "rows=33 cols=64") on which the generic tests run every
      * family: planted bugs (tests/harness/test_planted.c), seed sweeps. Required. */
     const char *test_shape;
+    /* The smallest legal shape ("rows=1 cols=32"): the seed sweep of tests/harness/test_inputs.c
+     * runs every implementation on it for seeds 1..200 (NULL: test_shape). */
+    const char *smallest_shape;
 } kb_family;
 
 int64_t kb_case_param(const kb_case *c, const char *name); /* -1 when the family has none */
@@ -182,6 +188,10 @@ typedef struct kb_impl {
     const char *(*available)(const kb_env *env);
     double tol_nmse;     /* 0: the family's default */
     double tol_cond;     /* 0: the family's default (families with `condition`) */
+    /* A conditioned tolerance for one input distribution where this implementation's error
+     * there is larger by nature (int8 activations and outlier channels), said in tol_why;
+     * 0: tol_cond. */
+    double tol_cond_inputs[KB_INPUTS_COUNT];
     const char *tol_why; /* why this tolerance differs from the family's */
 
     /* Simple CPU form: stateless; run reads inputs and writes every output element. */

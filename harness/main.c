@@ -75,7 +75,16 @@ static const char usage[] =
     "  --csv                CSV on stdout: one header line, one row per case and implementation\n"
     "  --json FILE          rows with all samples and machine facts (written whole or not at all)\n"
     "  -o, --output FILE    write the table or CSV to FILE instead of stdout (whole or not at all)\n"
-    "  --dump DIR           inputs, reference and every output of each case as NumPy .npy files\n"
+    "  --dump DIR           each case's inputs, reference outputs and every implementation's\n"
+    "                       outputs as NumPy .npy files, with a manifest.json saying what each\n"
+    "                       file is (role, dtype, true element type: q4_0 blocks, bf16 bits,\n"
+    "                       u32 words of codes), the seeds and every row's tolerance and error:\n"
+    "                       DIR/NNN_FAMILY_SHAPE/{manifest.json, in_X.npy, ref_Y.npy,\n"
+    "                       out_IMPL_tTHREADS_Y.npy}\n"
+    "  --load DIR           read each case's inputs from in_X.npy files in that layout (DIR: a\n"
+    "                       case folder, or a --dump folder holding one per case) instead of\n"
+    "                       generating them: check a kernel on your own data. Dtype and shape\n"
+    "                       must match the case exactly\n"
     "  -q, --quiet          no progress line (it is shown only when stderr is a terminal)\n"
     "\n"
     "Exit status: 0 when every check passed, 1 when any failed or errored, 2 for a usage error.\n"
@@ -400,7 +409,7 @@ static void selected_impls(const kb_options *o, const kb_case_list *cl, int *any
 int main(int argc, char **argv)
 {
     enum { O_SUITE = 256, O_KERNEL, O_IMPL, O_SHAPE, O_LIST, O_CSV, O_JSON, O_DUMP, O_SEED,
-           O_THREADS, O_DEVICE, O_NOVK, O_MINT, O_MAXT, O_MINS, O_NOISE, O_HOT, O_CHECK, O_REPS, O_ITERS, O_DUR, O_PERF, O_CAL, O_INTER, O_INPUTS, O_VERSION, O_TIMEREF, O_QUICK, O_FULL };
+           O_THREADS, O_DEVICE, O_NOVK, O_MINT, O_MAXT, O_MINS, O_NOISE, O_HOT, O_CHECK, O_REPS, O_ITERS, O_DUR, O_PERF, O_CAL, O_INTER, O_INPUTS, O_VERSION, O_TIMEREF, O_QUICK, O_FULL, O_LOAD };
     static const struct option opts[] = {
         {"suite", 1, 0, O_SUITE},     {"kernel", 1, 0, O_KERNEL}, {"impl", 1, 0, O_IMPL},
         {"shape", 1, 0, O_SHAPE},     {"list", 0, 0, O_LIST},     {"csv", 0, 0, O_CSV},
@@ -411,7 +420,8 @@ int main(int argc, char **argv)
         {"repetitions", 1, 0, O_REPS}, {"iterations", 1, 0, O_ITERS}, {"duration", 1, 0, O_DUR},
         {"perf-ctl", 1, 0, O_PERF},   {"calibration", 1, 0, O_CAL},
         {"interleave", 0, 0, O_INTER},   {"inputs", 1, 0, O_INPUTS},  {"version", 0, 0, O_VERSION},
-        {"time-ref", 0, 0, O_TIMEREF},   {"quick", 0, 0, O_QUICK},    {"full", 0, 0, O_FULL},   {"output", 1, 0, 'o'},        {"quiet", 0, 0, 'q'},       {"help", 0, 0, 'h'},
+        {"time-ref", 0, 0, O_TIMEREF},   {"quick", 0, 0, O_QUICK},    {"full", 0, 0, O_FULL},
+        {"load", 1, 0, O_LOAD},   {"output", 1, 0, 'o'},        {"quiet", 0, 0, 'q'},       {"help", 0, 0, 'h'},
         {0, 0, 0, 0}};
     kb_options o;
     kb_options_default(&o);
@@ -525,6 +535,7 @@ int main(int argc, char **argv)
         case O_TIMEREF: o.time_ref = 1; break;
         case O_QUICK: quick = 1; break;
         case O_FULL: full = 1; break;
+        case O_LOAD: o.load_dir = optarg; break;
         case 'o': output = optarg; break;
         case 'q': quiet = 1; break;
         case 'h': fputs(usage, stdout); return 0;

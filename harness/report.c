@@ -151,7 +151,7 @@ void kb_report_csv(FILE *f, const kb_results *r)
         kb_report_csv_row(f, &r->v[i]);
 }
 
-static void json_str(FILE *f, const char *s)
+void kb_json_str(FILE *f, const char *s)
 {
     fputc('"', f);
     for (; *s; s++) {
@@ -187,37 +187,37 @@ int kb_report_json(const char *path, const kb_results *r, const kb_options *o, i
     time_t now = time(NULL);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
     fputs("{\n  \"kbench\": {\"commit\": ", f);
-    json_str(f, s->commit);
+    kb_json_str(f, s->commit);
     fputs(", \"date\": ", f);
-    json_str(f, when);
+    kb_json_str(f, when);
     fputs(", \"command\": ", f);
     char cmd[4096] = "";
     for (int i = 0; i < argc; i++) {
         size_t n = strlen(cmd);
         snprintf(cmd + n, sizeof cmd - n, "%s%s", i ? " " : "", argv[i]);
     }
-    json_str(f, cmd);
+    kb_json_str(f, cmd);
     fprintf(f, ", \"seed\": %llu, \"min_time_s\": %g, \"max_time_s\": %g, \"noise_target_pct\": %g, "
                "\"min_samples\": %d, \"repetitions\": %d, \"interleave\": %s, \"hot\": %s},\n",
             (unsigned long long)o->seed, o->min_time, o->max_time, o->noise_pct, o->min_samples,
             o->repetitions, o->interleave ? "true" : "false",
             o->hot ? "true" : "false");
     fputs("  \"machine\": {\"cpu\": ", f);
-    json_str(f, s->cpu);
+    kb_json_str(f, s->cpu);
     fputs(", \"flags\": ", f);
-    json_str(f, s->flags);
+    kb_json_str(f, s->flags);
     fprintf(f, ", \"cores\": %d, \"pus\": %d, \"l2_bytes\": %zu, \"llc_bytes\": %zu, "
                "\"mem_bytes\": %zu, \"os\": ",
             s->cores, s->pus, s->l2_bytes, s->llc_bytes, s->mem_bytes);
-    json_str(f, s->os);
+    kb_json_str(f, s->os);
     fputs(", \"hostname\": ", f);
-    json_str(f, s->hostname);
+    kb_json_str(f, s->hostname);
     fputs(", \"compiler\": ", f);
-    json_str(f, s->compiler);
+    kb_json_str(f, s->compiler);
     fputs(", \"vulkan\": ", f);
-    json_str(f, r->vk_status);
+    kb_json_str(f, r->vk_status);
     fputs(", \"peaks\": ", f);
-    json_str(f, r->peaks_source);
+    kb_json_str(f, r->peaks_source);
     fprintf(f, ", \"interrupted\": %s", r->interrupted ? "true" : "false");
     fputs("},\n  \"rows\": [\n", f);
     for (int i = 0; i < r->n; i++) {
@@ -225,28 +225,28 @@ int kb_report_json(const char *path, const kb_results *r, const kb_options *o, i
         char shape[160];
         kb_case_format(&x->c, shape, sizeof shape);
         fputs("    {\"family\": ", f);
-        json_str(f, x->c.fam->name);
+        kb_json_str(f, x->c.fam->name);
         fputs(", \"label\": ", f);
-        json_str(f, x->c.label);
+        kb_json_str(f, x->c.label);
         fputs(", \"shape\": ", f);
-        json_str(f, shape);
+        kb_json_str(f, shape);
         fputs(", \"params\": {", f);
         for (int k = 0; k < x->c.fam->nparams; k++)
             fprintf(f, "%s\"%s\": %lld", k ? ", " : "", x->c.fam->params[k].name,
                     (long long)x->c.p[k]);
         fputs("}, \"impl\": ", f);
-        json_str(f, impl_name(x));
+        kb_json_str(f, impl_name(x));
         fputs(", \"backend\": ", f);
-        json_str(f, backend(x));
+        kb_json_str(f, backend(x));
         fprintf(f, ", \"threads\": %d, \"status\": ", x->threads);
-        json_str(f, kb_status_name(x->status));
+        kb_json_str(f, kb_status_name(x->status));
         json_num(f, "nmse", x->nmse);
         json_num(f, "max_abs", x->max_abs);
         json_num(f, "cosine", x->cosine);
         json_num(f, "cond_err", x->cond_err);
         json_num(f, "tolerance", x->tol);
         fputs(", \"tol_kind\": ", f);
-        json_str(f, isfinite(x->tol) && x->impl ? (x->tol_is_cond ? "cond" : "nmse") : "");
+        kb_json_str(f, isfinite(x->tol) && x->impl ? (x->tol_is_cond ? "cond" : "nmse") : "");
         fprintf(f, ", \"samples\": %d, \"copies\": %d", x->n_samples, x->copies);
         json_num(f, "median_s", x->median);
         json_num(f, "min_s", x->min);
@@ -262,7 +262,7 @@ int kb_report_json(const char *path, const kb_results *r, const kb_options *o, i
         json_num(f, "pct_peak_bw", x->pct_peak_bw);
         json_num(f, "pct_peak_flops", x->pct_peak_flops);
         fputs(", \"message\": ", f);
-        json_str(f, x->msg);
+        kb_json_str(f, x->msg);
         /* the runner keeps every sample_stride-th sample, at most KB_KEEP_SAMPLES (statistics
          * used them all) */
         fprintf(f, ", \"sample_stride\": %d, \"sample_s\": [", x->sample_stride > 0 ? x->sample_stride : 1);

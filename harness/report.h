@@ -7,6 +7,8 @@
 #include "runner.h"
 
 void kb_report_header(FILE *f, const kb_results *r);
+/* s as a JSON string, quoted and escaped. */
+void kb_json_str(FILE *f, const char *s);
 /* Row by row, for streaming: the column line, then one line per row. */
 void kb_report_table_head(FILE *f);
 void kb_report_table_row(FILE *f, const kb_result *x);

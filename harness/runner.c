@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "diff.h"
+#include "dump.h"
 #include "npy.h"
 #include "perfctl.h"
 #include "stats.h"
@@ -87,6 +88,7 @@ typedef struct {
     double rotated_read; /* of rotated_bytes, what one call reads (sizes the copies) */
     unsigned next_copy;  /* the case's timed runs, all rows together, take copies in turn */
     double ref_seconds;  /* one run of the reference (in case_setup) */
+    double *cond[KB_MAX_TENSORS]; /* the family's conditioning of each output, once per case */
 } case_data;
 
 static uint64_t case_seed(uint64_t seed, const kb_case *c)
@@ -110,6 +112,7 @@ static void case_free(case_data *d)
     for (int i = 0; i < d->n_out; i++) {
         kb_tensor_free(&d->ref[i]);
         kb_tensor_free(&d->out[i]);
+        free(d->cond[i]);
     }
     memset(d, 0, sizeof *d);
 }
@@ -127,6 +130,8 @@ static int case_setup(const kb_options *o, const kb_case *c, case_data *d, char 
     if (kb_case_check(c, err, n) != 0)
         return -1;
     kb_tensor din[KB_MAX_TENSORS], dout[KB_MAX_TENSORS];
+    memset(din, 0, sizeof din);
+    memset(dout, 0, sizeof dout);
     if (c->fam->describe(c->p, din, &d->n_in, dout, &d->n_out) != 0) {
         snprintf(err, n, "%s: the family cannot describe this shape", c->fam->name);
         return -1;
@@ -167,6 +172,7 @@ static int case_setup(const kb_options *o, const kb_case *c, case_data *d, char 
         }
         if (!d->in[i].map)
             memset((char *)d->in[i].data + d->in[i].bytes, 0xFF, KB_GUARD_BYTES);
+        memcpy(d->in[i].elem, din[i].elem, sizeof din[i].elem);
     }
     for (int i = 0; i < d->n_out; i++)
         if (kb_tensor_alloc(&d->ref[i], dout[i].name, dout[i].dtype, dout[i].ndim, dout[i].shape) ||
@@ -175,9 +181,20 @@ static int case_setup(const kb_options *o, const kb_case *c, case_data *d, char 
             case_free(d);
             return -1;
         }
-    kb_rng rng;
-    kb_rng_seed(&rng, case_seed(o->seed, c));
-    c->fam->generate(c->p, d->in, &rng, o->inputs);
+    for (int i = 0; i < d->n_out; i++) {
+        memcpy(d->ref[i].elem, dout[i].elem, sizeof dout[i].elem);
+        memcpy(d->out[i].elem, dout[i].elem, sizeof dout[i].elem);
+    }
+    if (o->load_dir) {
+        if (kb_load_inputs(o->load_dir, c, d->in, d->n_in, err, n) != 0) {
+            case_free(d);
+            return -1;
+        }
+    } else {
+        kb_rng rng;
+        kb_rng_seed(&rng, case_seed(o->seed, c));
+        c->fam->generate(c->p, d->in, &rng, o->inputs);
+    }
     for (int i = 0; i < d->n_out; i++)
         kb_tensor_poison(&d->ref[i]);
     double t0 = kb_now();
@@ -240,28 +257,11 @@ static int copies_wanted(const kb_options *o, const case_data *d, kb_backend be)
 
 /* ---- dumps ------------------------------------------------------------------------------ */
 
-static void dump_dir_for(const kb_options *o, int case_idx, const kb_case *c, char *buf, size_t n)
-{
-    char shape[160];
-    kb_case_format(c, shape, sizeof shape);
-    for (char *s = shape; *s; s++)
-        if (*s == ' ')
-            *s = '_';
-    snprintf(buf, n, "%s/%03d_%s_%s", o->dump_dir, case_idx, c->fam->name, shape);
-}
-
 static int g_dump_errors; /* files --dump could not write in this kb_run */
 
 static void dump_tensors(const char *dir, const char *prefix, const kb_tensor *t, int nt)
 {
-    char path[4096];
-    for (int i = 0; i < nt; i++) {
-        snprintf(path, sizeof path, "%s/%s%s.npy", dir, prefix, t[i].name);
-        if (kb_npy_write(path, &t[i]) != 0) {
-            if (g_dump_errors++ < 5)
-                fprintf(stderr, "kbench: cannot write %s: %s\n", path, strerror(errno));
-        }
-    }
+    g_dump_errors += kb_dump_tensors(dir, prefix, t, nt);
 }
 
 /* ---- one implementation on one case ----------------------------------------------------- */
@@ -296,7 +296,7 @@ static void release_states(runctx *x)
 
 /* The conditioned error of output o: max_i |out_i - ref_i| / scale_i (kbench.h, condition).
  * An element whose scale is 0 must match exactly. NaN when the family has no measure for it. */
-static double cond_error(const kb_case *c, const case_data *d, int o, char *msg, size_t msglen)
+static double cond_error(const kb_case *c, case_data *d, int o, char *msg, size_t msglen)
 {
     const kb_family *f = c->fam;
     if (f->compare)
@@ -304,12 +304,16 @@ static double cond_error(const kb_case *c, const case_data *d, int o, char *msg,
     if (!f->condition)
         return NAN;
     int64_t n = kb_tensor_numel(&d->ref[o]);
-    double *scale = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
-    if (!scale) {
-        snprintf(msg, msglen, "out of memory for the conditioned check");
-        return INFINITY;
+    double *scale = d->cond[o];
+    if (!scale) { /* computed at the first check of the case, kept for its other rows */
+        scale = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
+        if (!scale) {
+            snprintf(msg, msglen, "out of memory for the conditioned check");
+            return INFINITY;
+        }
+        f->condition(c->p, d->in, o, scale);
+        d->cond[o] = scale;
     }
-    f->condition(c->p, d->in, o, scale);
     double worst = 0;
     for (int64_t i = 0; i < n; i++) {
         double a = kb_tensor_get(&d->out[o], i), b = kb_tensor_get(&d->ref[o], i);
@@ -320,7 +324,6 @@ static double cond_error(const kb_case *c, const case_data *d, int o, char *msg,
         if (!(r <= worst))
             worst = r;
     }
-    free(scale);
     return worst;
 }
 
@@ -524,7 +527,9 @@ static void run_impl(const kb_options *o, const kb_impl *impl, const kb_env *env
     memset(t, 0, sizeof *t);
     r->tol_is_cond = c->fam->condition || c->fam->compare;
     if (r->tol_is_cond)
-        r->tol = impl->tol_cond > 0 ? impl->tol_cond : c->fam->tol_cond;
+        r->tol = impl->tol_cond_inputs[o->inputs] > 0 ? impl->tol_cond_inputs[o->inputs]
+                 : impl->tol_cond > 0                 ? impl->tol_cond
+                                                      : c->fam->tol_cond;
     else
         r->tol = impl->tol_nmse > 0 ? impl->tol_nmse : c->fam->tol_nmse;
     /* The ref row: the reference already ran once for the case (its output is what every row
@@ -539,7 +544,7 @@ static void run_impl(const kb_options *o, const kb_impl *impl, const kb_env *env
                  "the reference itself; not timed (one run took %.3g s: --time-ref times it)",
                  d->ref_seconds);
         if (dumpdir)
-            dump_tensors(dumpdir, "ref_t1_", d->ref, d->n_out);
+            dump_tensors(dumpdir, "out_ref_t1_", d->ref, d->n_out);
         return;
     }
     for (int i = 0; i < d->n_out; i++) {
@@ -565,7 +570,7 @@ static void run_impl(const kb_options *o, const kb_impl *impl, const kb_env *env
     int pass = check_outputs(r, c, d);
     if (dumpdir) {
         char prefix[96];
-        snprintf(prefix, sizeof prefix, "%s_t%d_", impl->name, r->threads);
+        snprintf(prefix, sizeof prefix, "out_%s_t%d_", impl->name, r->threads);
         dump_tensors(dumpdir, prefix, d->out, d->n_out);
     }
     r->status = pass ? KB_PASS : KB_FAIL;
@@ -745,8 +750,11 @@ int kb_run(const kb_options *o, const kb_case_list *cases, kb_results *res)
             continue;
         }
         char dumpdir[4096], *dd = NULL;
+        const int first_row = res->n;
         if (o->dump_dir) {
-            dump_dir_for(o, ci, c, dumpdir, sizeof dumpdir);
+            char name[300];
+            kb_dump_dir_name(ci, c, name, sizeof name);
+            snprintf(dumpdir, sizeof dumpdir, "%s/%s", o->dump_dir, name);
             mkdir(o->dump_dir, 0777);
             if (mkdir(dumpdir, 0777) != 0 && errno != EEXIST) {
                 if (g_dump_errors++ < 5)
@@ -848,6 +856,9 @@ int kb_run(const kb_options *o, const kb_case_list *cases, kb_results *res)
             if (res->interrupted)
                 break;
         }
+        if (dd && kb_dump_manifest(dd, o, c, case_seed(o->seed, c), d.in, d.n_in, d.ref, d.n_out,
+                                   res->v + first_row, res->n - first_row) != 0)
+            g_dump_errors++;
 #undef d
         if (o->interleave) {
             live = realloc(live, sizeof *live * (size_t)(nlive + 1));

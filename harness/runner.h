@@ -29,6 +29,7 @@ typedef struct kb_options {
                      * line per case (a log) */
     int time_ref;   /* time the ref rows too (otherwise only where one run is short) */
     const char *dump_dir;
+    const char *load_dir; /* --load: inputs from .npy files (dump.h) instead of generated */
     const kb_impl *const *extra_impls; /* tests: implementations beyond the registry */
     int n_extra_impls;
     int registry_impls_off; /* tests: only extra_impls */

@@ -11,7 +11,7 @@
 size_t kb_dtype_size(kb_dtype t)
 {
     switch (t) {
-    case KB_F32: case KB_I32: return 4;
+    case KB_F32: case KB_I32: case KB_U32: return 4;
     case KB_F16: case KB_BF16: return 2;
     case KB_I8: case KB_U8: return 1;
     case KB_F64: return 8;
@@ -21,7 +21,7 @@ size_t kb_dtype_size(kb_dtype t)
 
 const char *kb_dtype_name(kb_dtype t)
 {
-    static const char *n[] = {"f32", "f16", "bf16", "i8", "u8", "i32", "f64"};
+    static const char *n[] = {"f32", "f16", "bf16", "i8", "u8", "i32", "f64", "u32"};
     return (unsigned)t < sizeof n / sizeof n[0] ? n[t] : "?";
 }
 

@@ -64,30 +64,74 @@ static float normalish(kb_rng *r)
     return (float)((sum * (1.0 / 65536.0) - 2.0) * 1.7320508075688772);
 }
 
-static void fill_cache(kb_tensor *t, int f16, kb_rng *rng)
+/* Element i of a cache tensor stored from float (f16 rounding where f16). */
+static void cache_set(kb_tensor *t, int f16, int64_t i, float v)
 {
-    const int64_t n = kb_tensor_numel(t);
-    if (f16) {
-        uint16_t *h = t->data;
-        for (int64_t i = 0; i < n; i++)
-            h[i] = kb_f32_to_f16(normalish(rng));
-    } else {
-        float *f = t->data;
-        for (int64_t i = 0; i < n; i++)
-            f[i] = normalish(rng);
+    if (f16)
+        ((uint16_t *)t->data)[i] = kb_f32_to_f16(v);
+    else
+        ((float *)t->data)[i] = v;
+}
+
+/* EXTREME cache values: mostly normal, some f16 subnormals, some large (both signs). */
+static float extreme_value(kb_rng *rng, int64_t i)
+{
+    const float sign = kb_rng_u64(rng) & 1 ? -1.0f : 1.0f;
+    switch (i % 16) {
+    case 0: return sign * kb_rng_uniform(rng, 1e-7f, 5e-5f); /* f16 subnormal */
+    case 1: return sign * kb_rng_uniform(rng, 100.0f, 1000.0f);
+    default: return normalish(rng);
     }
 }
 
-void kb_attn_generate(const kb_attn_shape *s, kb_tensor *in, kb_rng *rng)
+static void fill_cache(kb_tensor *t, int f16, kb_rng *rng, kb_inputs dist)
+{
+    const int64_t n = kb_tensor_numel(t);
+    for (int64_t i = 0; i < n; i++)
+        cache_set(t, f16, i, dist == KB_INPUTS_EXTREME ? extreme_value(rng, i) : normalish(rng));
+}
+
+void kb_attn_generate(const kb_attn_shape *s, kb_tensor *in, kb_rng *rng, kb_inputs dist)
 {
     /* Q twice as wide as K: scores q.k/sqrt(D) get a standard deviation of 2, so the softmax
      * is peaked as in trained models (~T/e^4 positions carry the weight) and the running max
      * keeps moving; unit scores would give a near-uniform average of V. */
+    const int64_t D = s->D, G = s->heads / s->kv_heads;
     float *q = in[AT_Q].data;
     for (int64_t i = 0; i < kb_tensor_numel(&in[AT_Q]); i++)
-        q[i] = 2.0f * normalish(rng);
-    fill_cache(&in[AT_K], s->kv_f16, rng);
-    fill_cache(&in[AT_V], s->kv_f16, rng);
+        q[i] = dist == KB_INPUTS_ZEROS ? 0.0f : 2.0f * normalish(rng);
+    fill_cache(&in[AT_K], s->kv_f16, rng, dist);
+    fill_cache(&in[AT_V], s->kv_f16, rng, dist);
+    if (dist == KB_INPUTS_OUTLIERS) /* one channel of every query head 100x larger */
+        for (int64_t i = 0; i < s->n_q * s->heads; i++)
+            q[i * D + (int64_t)(kb_rng_u64(rng) % (uint64_t)D)] *= 100.0f;
+    if (dist == KB_INPUTS_PEAKY) {
+        /* A few positions per kv head whose key lies along the group's mean query (scores
+         * near +30: they take almost all the weight) and a few against it (near -30), at
+         * random positions, so the running maximum jumps late as well as early. */
+        const int64_t nd = s->T < 4 ? 1 : 4;
+        for (int64_t kvh = 0; kvh < s->kv_heads; kvh++) {
+            double m[256] = {0}, norm = 0;
+            for (int64_t i = 0; i < s->n_q; i++)
+                for (int64_t h = kvh * G; h < (kvh + 1) * G; h++)
+                    for (int64_t d = 0; d < D; d++)
+                        m[d] += q[(i * s->heads + h) * D + d];
+            for (int64_t d = 0; d < D; d++)
+                norm += m[d] * m[d];
+            norm = sqrt(norm);
+            if (norm == 0)
+                continue;
+            for (int64_t k = 0; k < 2 * nd; k++) {
+                const int64_t j = (int64_t)(kb_rng_u64(rng) % (uint64_t)s->T);
+                /* k = t m/|m| scores q.k/sqrt(D) = t |q| cos / sqrt(D) ~ 2 t cos (|q| ~ 2 sqrt(D)):
+                 * t = 15 gives about +-30 for a lone query (cos ~ 1), less in wide groups */
+                const double target = k < nd ? 15.0 : -15.0;
+                for (int64_t d = 0; d < D; d++)
+                    cache_set(&in[AT_K], s->kv_f16, (j * s->kv_heads + kvh) * D + d,
+                              (float)(target * m[d] / norm));
+            }
+        }
+    }
 }
 
 /* Kv head kvh of a cache as double (exact), converted once rather than in the O(n_q * T * D)
@@ -171,6 +215,62 @@ void kb_attn_reference(const kb_attn_shape *s, const kb_tensor *in, kb_tensor *o
     free(q);
     free(w);
     free(vt);
+    free(k);
+}
+
+/* The conditioning of O (kbench.h condition): for each output element, the magnitude of what
+ * flows into it: sum_j p_j (|v_jd| + a_j (|v_jd| + |o_d|)), where p is the softmax (double)
+ * and a_j = sum_d |q_d k_jd| / sqrt(D) the magnitude of score j's dot product: an error of
+ * eps * a_j in score j moves o_d by at most p_j eps a_j |v_jd - o_d|. So f16 scores (eps 2^-11)
+ * and f32 ones are judged on the same scale, peaky or flat. Same loops as the reference. */
+void kb_attn_condition(const kb_attn_shape *s, const kb_tensor *in, double *scale)
+{
+    const int64_t H = s->heads, D = s->D, T = s->T, G = s->heads / s->kv_heads;
+    const double sc = 1.0 / sqrt((double)D);
+    double *k = xmalloc((size_t)(T * D) * sizeof(double));
+    double *v = xmalloc((size_t)(T * D) * sizeof(double));
+    double *w = xmalloc((size_t)T * sizeof(double)), *a = xmalloc((size_t)T * sizeof(double));
+    double *q = xmalloc((size_t)D * sizeof(double)), *o = xmalloc((size_t)D * sizeof(double));
+    for (int64_t kvh = 0; kvh < s->kv_heads; kvh++) {
+        cache_head(s, &in[AT_K], kvh, 0, k);
+        cache_head(s, &in[AT_V], kvh, 0, v);
+        for (int64_t h = kvh * G; h < (kvh + 1) * G; h++) {
+            for (int64_t i = 0; i < s->n_q; i++) {
+                const float *qf = (const float *)in[AT_Q].data + (i * H + h) * D;
+                for (int64_t d = 0; d < D; d++)
+                    q[d] = qf[d];
+                const int64_t n = s->p0 + i + 1;
+                double m = -INFINITY, l = 0;
+                for (int64_t j = 0; j < n; j++) {
+                    w[j] = dot(q, k + j * D, D) * sc;
+                    a[j] = 0;
+                    for (int64_t d = 0; d < D; d++)
+                        a[j] += fabs(q[d] * k[j * D + d]);
+                    a[j] *= sc;
+                    m = w[j] > m ? w[j] : m;
+                }
+                for (int64_t j = 0; j < n; j++)
+                    l += w[j] = exp(w[j] - m);
+                for (int64_t d = 0; d < D; d++) {
+                    o[d] = 0;
+                    for (int64_t j = 0; j < n; j++)
+                        o[d] += w[j] / l * v[j * D + d];
+                }
+                double *out = scale + (i * H + h) * D;
+                for (int64_t d = 0; d < D; d++) {
+                    double acc = 0;
+                    for (int64_t j = 0; j < n; j++)
+                        acc += w[j] / l * (fabs(v[j * D + d]) + a[j] * (fabs(v[j * D + d]) + fabs(o[d])));
+                    out[d] = acc;
+                }
+            }
+        }
+    }
+    free(o);
+    free(q);
+    free(a);
+    free(w);
+    free(v);
     free(k);
 }
 

@@ -36,7 +36,13 @@ void kb_attn_prefill_shape(const int64_t *p, kb_attn_shape *s);
 int kb_attn_validate(const kb_attn_shape *s, char *err, size_t errlen);
 int kb_attn_describe(const kb_attn_shape *s, kb_tensor *in, int *n_in, kb_tensor *out,
                      int *n_out);
-void kb_attn_generate(const kb_attn_shape *s, kb_tensor *in, kb_rng *rng);
+void kb_attn_generate(const kb_attn_shape *s, kb_tensor *in, kb_rng *rng, kb_inputs dist);
+void kb_attn_condition(const kb_attn_shape *s, const kb_tensor *in, double *scale);
+#define AT_INPUTS                                                                         \
+    (KB_INPUTS_BIT(KB_INPUTS_OUTLIERS) | KB_INPUTS_BIT(KB_INPUTS_PEAKY) |                 \
+     KB_INPUTS_BIT(KB_INPUTS_EXTREME) | KB_INPUTS_BIT(KB_INPUTS_ZEROS))
+/* Conditioned tolerance of f32-arithmetic implementations (kb_attn_condition). */
+#define AT_TOL_COND 2e-5
 void kb_attn_reference(const kb_attn_shape *s, const kb_tensor *in, kb_tensor *out);
 double kb_attn_bytes(const kb_attn_shape *s);
 double kb_attn_flops(const kb_attn_shape *s);

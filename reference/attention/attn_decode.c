@@ -34,13 +34,19 @@ static int describe(const int64_t *p, kb_tensor *in, int *ni, kb_tensor *out, in
 static void generate(const int64_t *p, kb_tensor *in, kb_rng *rng, kb_inputs dist)
 {
     SHAPE(p);
-    kb_attn_generate(&s, in, rng);
+    kb_attn_generate(&s, in, rng, dist);
 }
 
 static void reference(const int64_t *p, const kb_tensor *in, kb_tensor *out)
 {
     SHAPE(p);
     kb_attn_reference(&s, in, out);
+}
+
+static void condition(const int64_t *p, const kb_tensor *in, int o, double *scale)
+{
+    SHAPE(p);
+    kb_attn_condition(&s, in, scale);
 }
 
 static double bytes(const int64_t *p)
@@ -71,5 +77,9 @@ const kb_family kb_family_attn_decode = {
     .flops = flops,
     .rotate_mask = AT_ROTATE,
     .tol_nmse = AT_TOL_NMSE,
+    .condition = condition,
+    .tol_cond = AT_TOL_COND,
+    .inputs = AT_INPUTS,
     .test_shape = "heads=4 kv_heads=2 head_dim=64 T=37",
+    .smallest_shape = "heads=1 kv_heads=1 head_dim=64 T=1",
 };

@@ -4,8 +4,7 @@
  *
  * Code j of a row: (word[j / (32/b)] >> (b * (j % (32/b)))) & (2^b - 1). Because words are
  * little-endian, this is also a plain byte stream: byte k of the row holds codes 8k/b ..
- * 8(k+1)/b - 1, lowest bits first (kernels read it as bytes). In kb_tensor the words are KB_I32
- * (the bit pattern of the u32; kbench has no unsigned 32-bit dtype). */
+ * 8(k+1)/b - 1, lowest bits first (kernels read it as bytes). In kb_tensor the words are KB_U32. */
 #ifndef KB_AFFINE_FORMATS_H
 #define KB_AFFINE_FORMATS_H
 

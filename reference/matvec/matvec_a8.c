@@ -21,5 +21,9 @@ const kb_family kb_family_matvec_a8 = {
     .rotate_mask_for = rotate_mask_for,
     .rotate = rotate,
     .tol_nmse = 1e-9,
+    .condition = condition,
+    .tol_cond = MVA_TOL_COND,
+    .inputs = MVA_INPUTS,
     .test_shape = "rows=33 cols=128 group=32 tokens=2",
+    .smallest_shape = "rows=1 cols=32 group=32",
 };

@@ -1,5 +1,7 @@
 #include "matvec_affine_common.h"
 
+#include <math.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,17 +105,23 @@ int kb_mva_describe(const int64_t *p, int bits, kb_tensor *in, int *n_in, kb_ten
     int n = 0;
     if (bits == MVA_BF16_BITS) {
         desc_mat(&in[n++], "W", KB_BF16, &s, s.cols);
+        snprintf(in[n - 1].elem, sizeof in[n - 1].elem, "bf16 bits (f32 = bits << 16)");
     } else {
-        desc_mat(&in[n++], "W", KB_I32, &s, s.cols * bits / 32);
+        desc_mat(&in[n++], "W", KB_U32, &s, s.cols * bits / 32);
+        snprintf(in[n - 1].elem, sizeof in[n - 1].elem, "u32 words of %d-bit codes, LSB first", bits);
         desc_mat(&in[n++], "scales", KB_BF16, &s, s.ngroups);
+        snprintf(in[n - 1].elem, sizeof in[n - 1].elem, "bf16 bits (f32 = bits << 16)");
         desc_mat(&in[n++], "biases", KB_BF16, &s, s.ngroups);
+        snprintf(in[n - 1].elem, sizeof in[n - 1].elem, "bf16 bits (f32 = bits << 16)");
     }
     if (s.shared_x)
         desc(&in[n++], "x", KB_F32, 2, s.tokens, s.cols, 0);
     else
         desc(&in[n++], "x", KB_F32, 3, s.k, s.tokens, s.cols);
-    if (s.experts)
+    if (s.experts) {
         desc(&in[n++], "idx", KB_I32, 1, s.k, 0, 0);
+        snprintf(in[n - 1].elem, sizeof in[n - 1].elem, "expert index (distinct, < n_experts)");
+    }
     if (s.experts)
         desc(&out[0], "y", KB_F32, 3, s.k, s.tokens, s.rows);
     else
@@ -123,17 +131,29 @@ int kb_mva_describe(const int64_t *p, int bits, kb_tensor *in, int *n_in, kb_ten
     return 0;
 }
 
-void kb_mva_generate(const int64_t *p, int bits, kb_tensor *in, kb_rng *rng)
+/* A bf16 weight for the EXTREME distribution: normal ones, bf16 subnormals (below 2^-126),
+ * large ones, both signs. */
+static float extreme_weight(kb_rng *rng, int64_t i)
+{
+    const float sign = kb_rng_u64(rng) & 1 ? -1.0f : 1.0f;
+    switch (i % 4) {
+    case 0: return sign * kb_rng_uniform(rng, 1e-40f, 1e-38f); /* subnormal */
+    case 1: return sign * kb_rng_uniform(rng, 1.0f, 100.0f);
+    default: return 0.02f * kb_rng_normal(rng);
+    }
+}
+
+void kb_mva_generate(const int64_t *p, int bits, kb_tensor *in, kb_rng *rng, kb_inputs dist)
 {
     kb_mva s;
     kb_mva_get(p, bits, &s);
-    const int bf = bits == MVA_BF16_BITS;
+    const int bf = bits == MVA_BF16_BITS, extreme = dist == KB_INPUTS_EXTREME;
     const int ix = bf ? BF_X : AF_X, iidx = bf ? BF_IDX : AF_IDX;
     if (bf) {
         /* weights of a linear layer: roughly N(0, 0.02^2), as bf16 */
         uint16_t *w = in[BF_W].data;
         for (int64_t i = 0; i < s.e * s.rows * s.cols; i++)
-            w[i] = kb_f32_to_bf16(0.02f * kb_rng_normal(rng));
+            w[i] = kb_f32_to_bf16(extreme ? extreme_weight(rng, i) : 0.02f * kb_rng_normal(rng));
     } else {
         /* every bit pattern is a valid code: random words */
         uint64_t *w = in[AF_W].data; /* bytes are a multiple of 8: cols >= 32 codes of >= 2 bits */
@@ -144,14 +164,36 @@ void kb_mva_generate(const int64_t *p, int bits, kb_tensor *in, kb_rng *rng)
         uint16_t *sc = in[AF_S].data, *bi = in[AF_B].data;
         const float qmax = (float)((1 << bits) - 1);
         for (int64_t i = 0; i < s.e * s.rows * s.ngroups; i++) {
-            const float sf = kb_rng_uniform(rng, 1e-3f, 2e-2f);
+            float sf = kb_rng_uniform(rng, 1e-3f, 2e-2f);
+            if (extreme) /* negative, tiny (bf16 subnormal) and large scales */
+                sf = (kb_rng_u64(rng) & 1 ? -1.0f : 1.0f) *
+                     (i % 3 == 0 ? kb_rng_uniform(rng, 1e-40f, 1e-38f) : kb_rng_uniform(rng, 1e-3f, 4.0f));
             sc[i] = kb_f32_to_bf16(sf);
             bi[i] = kb_f32_to_bf16(-sf * qmax * kb_rng_uniform(rng, 0.4f, 0.6f));
         }
+        if (extreme) { /* the lowest and the highest code in every group */
+            uint32_t *wd = in[AF_W].data;
+            const int64_t words_row = s.cols * bits / 32, per = 32 / bits;
+            for (int64_t row = 0; row < s.e * s.rows; row++)
+                for (int64_t g = 0; g < s.ngroups; g++) {
+                    int64_t j0 = g * s.group + (int64_t)(kb_rng_u64(rng) % (uint64_t)s.group), j1 = j0 ^ 1;
+                    uint32_t *w0 = &wd[row * words_row + j0 / per], *w1 = &wd[row * words_row + j1 / per];
+                    const uint32_t m = (1u << bits) - 1;
+                    *w0 &= ~(m << (bits * (j0 % per))); /* code 0 */
+                    *w1 |= m << (bits * (j1 % per));    /* code 2^b - 1 */
+                }
+        }
     }
     float *x = in[ix].data;
-    for (int64_t i = 0; i < kb_tensor_numel(&in[ix]); i++)
-        x[i] = kb_rng_normal(rng); /* activations after a norm: roughly unit scale */
+    const int64_t nx = kb_tensor_numel(&in[ix]);
+    for (int64_t i = 0; i < nx; i++)
+        x[i] = dist == KB_INPUTS_ZEROS ? 0.0f : kb_rng_normal(rng); /* after a norm: unit scale */
+    if (dist == KB_INPUTS_OUTLIERS) /* about one channel in 128 100x larger, in every vector */
+        for (int64_t k = 0; k < (s.cols / 128 > 0 ? s.cols / 128 : 1); k++) {
+            int64_t c = (int64_t)(kb_rng_u64(rng) % (uint64_t)s.cols);
+            for (int64_t v = 0; v < nx / s.cols; v++)
+                x[v * s.cols + c] *= 100.0f;
+        }
     if (s.experts) {
         /* K distinct matrices of E: the first K of a partial Fisher-Yates shuffle */
         int32_t perm[MVA_MAX_E], *idx = in[iidx].data;
@@ -209,6 +251,44 @@ void kb_mva_reference(const int64_t *p, int bits, const kb_tensor *in, kb_tensor
                 for (int64_t c = 0; c < s.cols; c++)
                     acc += w[c] * x[t * s.cols + c];
                 y[t * s.rows + r] = (float)acc;
+            }
+        }
+    }
+    free(w);
+}
+
+void kb_mva_condition(const int64_t *p, int bits, const kb_tensor *in, double *scale)
+{
+    kb_mva s;
+    kb_mva_get(p, bits, &s);
+    const int bf = bits == MVA_BF16_BITS;
+    const float *xall = in[bf ? BF_X : AF_X].data;
+    const int32_t *idx = s.experts ? in[bf ? BF_IDX : AF_IDX].data : NULL;
+    double *w = malloc(sizeof(double) * (size_t)s.cols);
+    if (!w)
+        abort();
+    for (int64_t k = 0; k < s.k; k++) {
+        const int64_t m = idx ? idx[k] : 0;
+        const float *x = xall + (s.shared_x ? 0 : k * s.tokens * s.cols);
+        for (int64_t r = 0; r < s.rows; r++) {
+            const int64_t row = m * s.rows + r;
+            if (bf) {
+                dequant_row(&s, in, m, r, w);
+                for (int64_t c = 0; c < s.cols; c++)
+                    w[c] = fabs(w[c]);
+            } else { /* |q s| + |b|: kernels sum q s x and b x apart (bias through sum(x)) */
+                const uint32_t *wr = (const uint32_t *)in[AF_W].data + row * (s.cols * s.bits / 32);
+                const uint16_t *sc = (const uint16_t *)in[AF_S].data + row * s.ngroups;
+                const uint16_t *bi = (const uint16_t *)in[AF_B].data + row * s.ngroups;
+                for (int64_t c = 0; c < s.cols; c++)
+                    w[c] = fabs((double)kb_aff_code(wr, c, s.bits) * kb_bf16_to_f32(sc[c / s.group])) +
+                           fabs((double)kb_bf16_to_f32(bi[c / s.group]));
+            }
+            for (int64_t t = 0; t < s.tokens; t++) {
+                double acc = 0;
+                for (int64_t c = 0; c < s.cols; c++)
+                    acc += w[c] * fabs((double)x[t * s.cols + c]);
+                scale[(k * s.tokens + t) * s.rows + r] = acc;
             }
         }
     }

@@ -10,7 +10,7 @@
  *   shared_x: with experts, 1 = every expert reads the same x[tokens][cols] (gate/up
  *     projections), 0 = expert k reads x[k][tokens][cols] (down projections).
  *
- * Inputs, affine: W    KB_I32  [E,] rows, cols*b/32   u32 words (bit patterns), LSB-first codes
+ * Inputs, affine: W    KB_U32  [E,] rows, cols*b/32   u32 words, LSB-first codes
  *                 scales, biases KB_BF16 [E,] rows, cols/G
  *                 x    KB_F32  [K,] tokens, cols      (the K axis only when shared_x = 0)
  *                 idx  KB_I32  [K]                    (only when experts >= 1)
@@ -85,7 +85,13 @@ void kb_mva_get(const int64_t *p, int bits, kb_mva *s);
 int kb_mva_validate(const int64_t *p, int bits, char *err, size_t errlen);
 int kb_mva_describe(const int64_t *p, int bits, kb_tensor *in, int *n_in, kb_tensor *out,
                     int *n_out);
-void kb_mva_generate(const int64_t *p, int bits, kb_tensor *in, kb_rng *rng);
+void kb_mva_generate(const int64_t *p, int bits, kb_tensor *in, kb_rng *rng, kb_inputs dist);
+/* sum over c of (|q s| + |b|) |x| per output (bf16: |w x|): kbench.h condition. */
+void kb_mva_condition(const int64_t *p, int bits, const kb_tensor *in, double *scale);
+#define MVA_INPUTS                                                                         \
+    (KB_INPUTS_BIT(KB_INPUTS_OUTLIERS) | KB_INPUTS_BIT(KB_INPUTS_EXTREME) |                \
+     KB_INPUTS_BIT(KB_INPUTS_ZEROS))
+#define MVA_TOL_COND 2e-5 /* f32 products and sums */
 void kb_mva_reference(const int64_t *p, int bits, const kb_tensor *in, kb_tensor *out);
 double kb_mva_bytes(const int64_t *p, int bits);
 double kb_mva_rotated_read(const int64_t *p, int bits);
@@ -107,7 +113,7 @@ double kb_mva_flops(const int64_t *p, int bits);
     }                                                                                              \
     static void generate(const int64_t *p, kb_tensor *in, kb_rng *r, kb_inputs dist)               \
     {                                                                                              \
-        kb_mva_generate(p, bits, in, r);                                                           \
+        kb_mva_generate(p, bits, in, r, dist);                                                     \
     }                                                                                              \
     static void reference(const int64_t *p, const kb_tensor *in, kb_tensor *out)                   \
     {                                                                                              \
@@ -115,6 +121,10 @@ double kb_mva_flops(const int64_t *p, int bits);
     }                                                                                              \
     static double bytes(const int64_t *p) { return kb_mva_bytes(p, bits); }                        \
     static double rotated_read(const int64_t *p) { return kb_mva_rotated_read(p, bits); }          \
+    static void condition(const int64_t *p, const kb_tensor *in, int o, double *scale)             \
+    {                                                                                              \
+        kb_mva_condition(p, bits, in, scale);                                                      \
+    }                                                                                              \
     static unsigned rotate_mask_for(const int64_t *p) { return kb_mva_rotate_mask(p, bits); }      \
     static void rotate(const int64_t *p, kb_tensor *in, int k) { kb_mva_rotate(p, bits, in, k); }  \
     static double flops(const int64_t *p) { return kb_mva_flops(p, bits); }

@@ -20,7 +20,19 @@ enum { MV_Y };        /* outputs */
 int kb_mv_validate(const int64_t *p, int block, char *err, size_t errlen);
 int kb_mv_describe(const int64_t *p, int64_t row_bytes, kb_tensor *in, int *n_in, kb_tensor *out,
                    int *n_out);
-void kb_mv_generate_x(const int64_t *p, kb_tensor *x, kb_rng *rng);
+/* x for a distribution: RANDOM N(0,1); OUTLIERS the same with about one channel in 128 (at
+ * least one) 100x larger, the same channels in every token, as LLM activations have; ZEROS all
+ * zero; others as RANDOM. */
+void kb_mv_generate_x(const int64_t *p, kb_tensor *x, kb_rng *rng, kb_inputs dist);
+/* The distributions the q8_0/q4_0 matvecs know beyond random. */
+#define KB_MV_INPUTS                                                                        \
+    (KB_INPUTS_BIT(KB_INPUTS_OUTLIERS) | KB_INPUTS_BIT(KB_INPUTS_EXTREME) |                 \
+     KB_INPUTS_BIT(KB_INPUTS_ZEROS))
+/* The conditioning of y[t][r] (kbench.h condition): sum_c |W[r,c] x[t][c]|, W from
+ * dequant_row (row r into double w[cols], the format's definition). */
+void kb_mv_condition(const int64_t *p, const kb_tensor *in, double *scale,
+                     void (*dequant_row)(const kb_tensor *w, int64_t r, int64_t cols, double *out));
+#define KB_MV_TOL_COND 2e-5 /* f32 products and sums: measured <= ~1e-6 on model shapes */
 double kb_mv_bytes(const int64_t *p, int64_t row_bytes);
 double kb_mv_flops(const int64_t *p);
 

@@ -15,11 +15,35 @@ static void generate(const int64_t *p, kb_tensor *in, kb_rng *rng, kb_inputs dis
 {
     block_q4_0 *w = in[MV_W].data;
     for (int64_t b = 0; b < p[MV_ROWS] * p[MV_COLS] / QK; b++) {
-        w[b].d = kb_f32_to_f16(kb_rng_uniform(rng, -0.05f, 0.05f)); /* signed, as d = m/-8 */
+        float d = kb_rng_uniform(rng, -0.05f, 0.05f); /* signed, as d = m/-8 */
+        if (dist == KB_INPUTS_EXTREME) /* tiny (down to f16 subnormals) and large */
+            d = (kb_rng_u64(rng) & 1 ? -1.0f : 1.0f) *
+                (b % 3 == 0 ? kb_rng_uniform(rng, 1e-7f, 1e-4f) : kb_rng_uniform(rng, 0.01f, 4.0f));
+        w[b].d = kb_f32_to_f16(d);
         for (int j = 0; j < QK / 2; j++)
             w[b].qs[j] = (uint8_t)(kb_rng_u64(rng) & 0xFF);
+        if (dist == KB_INPUTS_EXTREME) { /* codes 0 and 15 (-8 and +7) in every block */
+            w[b].qs[kb_rng_u64(rng) % (QK / 2)] = 0x0F;
+            w[b].qs[kb_rng_u64(rng) % (QK / 2)] = 0xF0;
+        }
     }
-    kb_mv_generate_x(p, &in[MV_X], rng);
+    kb_mv_generate_x(p, &in[MV_X], rng, dist);
+}
+
+/* Row r of W by the definition: w[j] = d * ((qs[j] & 15) - 8), w[j + 16] = d * ((qs[j] >> 4) - 8). */
+static void dequant_row(const kb_tensor *wt, int64_t r, int64_t cols, double *out)
+{
+    const block_q4_0 *w = (const block_q4_0 *)wt->data + r * (cols / QK);
+    for (int64_t c = 0; c < cols; c++) {
+        const block_q4_0 *blk = &w[c / QK];
+        int j = (int)(c % QK), q = j < 16 ? (blk->qs[j] & 15) : (blk->qs[j - 16] >> 4);
+        out[c] = (double)kb_f16_to_f32(blk->d) * (q - 8);
+    }
+}
+
+static void condition(const int64_t *p, const kb_tensor *in, int o, double *scale)
+{
+    kb_mv_condition(p, in, scale, dequant_row);
 }
 
 static void matvec_q4_0_reference(const int64_t *p, const kb_tensor *in, kb_tensor *out)
@@ -59,5 +83,9 @@ const kb_family kb_family_matvec_q4_0 = {
     .flops = kb_mv_flops,
     .rotate_mask = 1u << MV_W,
     .tol_nmse = 1e-9,
+    .condition = condition,
+    .tol_cond = KB_MV_TOL_COND,
+    .inputs = KB_MV_INPUTS,
     .test_shape = "rows=33 cols=64 tokens=2",
+    .smallest_shape = "rows=1 cols=32",
 };

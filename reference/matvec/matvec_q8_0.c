@@ -15,11 +15,33 @@ static void generate(const int64_t *p, kb_tensor *in, kb_rng *rng, kb_inputs dis
 {
     block_q8_0 *w = in[MV_W].data;
     for (int64_t b = 0; b < p[MV_ROWS] * p[MV_COLS] / QK; b++) {
-        w[b].d = kb_f32_to_f16(kb_rng_uniform(rng, 0.002f, 0.02f)); /* real Q8_0 scale range */
-        for (int i = 0; i < QK; i++)
-            w[b].qs[i] = (int8_t)((int)(kb_rng_u64(rng) % 255) - 127);
+        float d = kb_rng_uniform(rng, 0.002f, 0.02f); /* real Q8_0 scale range */
+        if (dist == KB_INPUTS_EXTREME) /* negative, tiny (down to f16 subnormals) and large */
+            d = (kb_rng_u64(rng) & 1 ? -1.0f : 1.0f) *
+                (b % 3 == 0 ? kb_rng_uniform(rng, 1e-7f, 1e-4f) : kb_rng_uniform(rng, 0.002f, 4.0f));
+        w[b].d = kb_f32_to_f16(d);
+        for (int i = 0; i < QK; i++) /* a quantizer makes -127..127; the format holds -128 */
+            w[b].qs[i] = (int8_t)((int)(kb_rng_u64(rng) % (dist == KB_INPUTS_EXTREME ? 256 : 255)) -
+                                  (dist == KB_INPUTS_EXTREME ? 128 : 127));
+        if (dist == KB_INPUTS_EXTREME) { /* both ends of the code range in every block */
+            w[b].qs[kb_rng_u64(rng) % QK] = -128;
+            w[b].qs[kb_rng_u64(rng) % QK] = 127;
+        }
     }
-    kb_mv_generate_x(p, &in[MV_X], rng);
+    kb_mv_generate_x(p, &in[MV_X], rng, dist);
+}
+
+/* Row r of W by the definition: w = d * q. */
+static void dequant_row(const kb_tensor *wt, int64_t r, int64_t cols, double *out)
+{
+    const block_q8_0 *w = (const block_q8_0 *)wt->data + r * (cols / QK);
+    for (int64_t c = 0; c < cols; c++)
+        out[c] = (double)kb_f16_to_f32(w[c / QK].d) * w[c / QK].qs[c % QK];
+}
+
+static void condition(const int64_t *p, const kb_tensor *in, int o, double *scale)
+{
+    kb_mv_condition(p, in, scale, dequant_row);
 }
 
 static void matvec_q8_0_reference(const int64_t *p, const kb_tensor *in, kb_tensor *out)
@@ -57,5 +79,9 @@ const kb_family kb_family_matvec_q8_0 = {
     .flops = kb_mv_flops,
     .rotate_mask = 1u << MV_W,
     .tol_nmse = 1e-9,
+    .condition = condition,
+    .tol_cond = KB_MV_TOL_COND,
+    .inputs = KB_MV_INPUTS,
     .test_shape = "rows=33 cols=64 tokens=2",
+    .smallest_shape = "rows=1 cols=32",
 };

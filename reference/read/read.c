@@ -58,4 +58,5 @@ const kb_family kb_family_read = {
     .rotate_mask = 1,
     .tol_nmse = 1e-8,
     .test_shape = "mib=1",
+    .smallest_shape = "mib=1",
 };

@@ -49,7 +49,7 @@ static void test_tensors_and_cost(void **st)
     assert_int_equal(f->describe(p, in, &ni, out, &no), 0);
     assert_int_equal(ni, 5);
     assert_int_equal(no, 1);
-    assert_int_equal(in[AF_W].dtype, KB_I32);
+    assert_int_equal(in[AF_W].dtype, KB_U32);
     assert_int_equal(in[AF_W].ndim, 3);
     assert_int_equal(in[AF_W].shape[0], 512);
     assert_int_equal(in[AF_W].shape[2], 4096 / 8); /* u32 words per row */

@@ -21,7 +21,10 @@ const kb_impl kb_impl_matvec_a4_avx2_i8 = {
      * meet the group sums of x as quantized: with the f32 sums instead, b sum(x - x_q) stays
      * uncancelled and the NMSE measured 1.7x (a4) to 3.5x (a2) higher. */
     .tol_nmse = 2e-3,
-    .tol_why = "x quantized to int8 per 32-block (NMSE ~3e-5 on model shapes; heavy-tailed over "
-               "few outputs)",
+    .tol_cond = 1e-2,
+    .tol_cond_inputs = {[KB_INPUTS_OUTLIERS] = 5e-2},
+    .tol_why = "x quantized to int8 per 32-block (conditioned error measured 1.4e-3 on random "
+               "inputs over the matvec suite, 1.2e-2 with --inputs outliers: a 100x channel sets "
+               "its block's scale)",
     .cpu_run = run,
 };

@@ -102,6 +102,8 @@ const kb_impl kb_impl_matvec_bf16_avx512bf16 = {
      * 256 x 7168 and 512 x 4096 (max 3.8e-6 over 100 seeds); 8 outputs: max 1.5e-5; one
      * output: heavy-tailed, 9 of 100 seeds above 1e-4. */
     .tol_nmse = 1e-4,
-    .tol_why = "x rounded to bf16 (NMSE ~3e-6 on model shapes; heavy-tailed over few outputs)",
+    .tol_cond = 4e-3,
+    .tol_why = "x rounded to bf16: each product off by up to 2^-9 of itself, so the conditioned "
+               "error stays under ~2e-3 (measured 7.8e-4 random, 1.3e-3 extreme)",
     .cpu_run = run,
 };

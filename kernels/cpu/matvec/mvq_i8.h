@@ -28,7 +28,11 @@
  * 3e-4; 16+ rows: none in 1000 seeds. */
 #define MVQ_I8_TOL                                                                                 \
     .tol_nmse = 2e-3,                                                                              \
-    .tol_why = "x quantized to int8 per 32-block (NMSE ~3e-5 on model shapes; heavy-tailed over "  \
-               "few outputs)"
+    .tol_cond = 1.5e-2,                                                                            \
+    .tol_cond_inputs = {[KB_INPUTS_OUTLIERS] = 0.5},                                               \
+    .tol_why = "x quantized to int8 per 32-block: the conditioned error is up to about "          \
+               "max|x| / 254 / mean|x| (measured 6e-3 on random inputs over the matvec suite); "   \
+               "with an outlier channel 100x larger its block's scale drowns the other 31 "        \
+               "values (measured 0.19 with --inputs outliers)"
 
 #endif

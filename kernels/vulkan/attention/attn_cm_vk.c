@@ -344,6 +344,7 @@ static const char *cm_available(const kb_env *env)
 #endif
 
 #define CM_TOL 2e-5
+#define CM_TOL_COND 5e-3 /* f16 Q and P: 2^-11 of each score's and weight's magnitude, summed */
 #define CM_TOL_WHY "Q, P (and an f32 cache) rounded to f16 for the tensor-core products"
 
 const kb_impl kb_impl_attn_decode_vk_cm = {
@@ -352,6 +353,7 @@ const kb_impl kb_impl_attn_decode_vk_cm = {
     .backend = KB_BACKEND_VULKAN,
     .available = cm_available,
     .tol_nmse = CM_TOL,
+    .tol_cond = CM_TOL_COND,
     .tol_why = CM_TOL_WHY,
     .prepare = CM_PREPARE(cm_dec_prepare),
     .run = cm_run,
@@ -366,6 +368,7 @@ const kb_impl kb_impl_attn_prefill_vk_cm = {
     .backend = KB_BACKEND_VULKAN,
     .available = cm_available,
     .tol_nmse = CM_TOL,
+    .tol_cond = CM_TOL_COND,
     .tol_why = CM_TOL_WHY,
     .prepare = CM_PREPARE(cm_pre_prepare),
     .run = cm_run,
