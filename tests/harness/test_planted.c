@@ -121,11 +121,23 @@ static void test_planted_bugs_fail(void **st)
     }
 }
 
+/* Vulkan outputs live on the device: without reset the check after timing cannot poison them */
+static void test_every_vulkan_impl_has_reset(void **st)
+{
+    (void)st;
+    for (int i = 0; i < kb_impl_count(); i++) {
+        const kb_impl *m = kb_impl_at(i);
+        if (m->backend == KB_BACKEND_VULKAN && !m->reset)
+            fail_msg("%s %s: a Vulkan implementation without reset (kbench.h)", m->family, m->name);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_family_has_a_test_shape_and_suite),
         cmocka_unit_test(test_planted_bugs_fail),
+        cmocka_unit_test(test_every_vulkan_impl_has_reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
