@@ -15,10 +15,9 @@
 #include <string.h>
 
 #include "ggml_formats.h"
-#include "mma_cpu.h"
-#include "simd_x86.h"
+#include "mma_x86.h"
 
-#define MR 32         /* tokens per tile (two zmm) */
+#define MR KB_MMA_MR    /* tokens per tile (two zmm) */
 #define NR 12         /* weight rows per tile (broadcast) */
 #define KC 256        /* K block */
 #define KCP (KC + 16) /* panel row stride in floats: 1088 bytes, so rows spread over L1 sets */
@@ -38,41 +37,6 @@ typedef struct job {
 
 /* ---- A: rows to 32-token tiles, k-major ---------------------------------------------------- */
 
-/* 16 x 16 floats: r[i][l] becomes r[l][i]. Four stages; stage s swaps the off-diagonal s x s
- * blocks of every 2s x 2s block: rows i (bit s clear) and i + s exchange lanes. TR_IDX[stage]:
- * the vpermt2ps indices of row i (its own lanes l without bit s, then row i+s's lanes l - s)
- * and of row i + s (row i's lanes l + s, then its own). */
-static const int32_t TR_IDX[4][2][16] = {
-    {{0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23},
-     {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31}},
-    {{0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27},
-     {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31}},
-    {{0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29},
-     {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31}},
-    {{0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30},
-     {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31}},
-};
-
-KB_TARGET_AVX512 KB_INLINE void tr_stage(__m512 r[16], const int st, const int s)
-{
-    const __m512i ilo = _mm512_loadu_si512(TR_IDX[st][0]), ihi = _mm512_loadu_si512(TR_IDX[st][1]);
-#pragma GCC unroll 16
-    for (int i = 0; i < 16; i++)
-        if (!(i & s)) {
-            const __m512 a = r[i], b = r[i + s];
-            r[i] = _mm512_permutex2var_ps(a, ilo, b);
-            r[i + s] = _mm512_permutex2var_ps(a, ihi, b);
-        }
-}
-
-KB_TARGET_AVX512 KB_INLINE void transpose16(__m512 r[16])
-{
-    tr_stage(r, 0, 8);
-    tr_stage(r, 1, 4);
-    tr_stage(r, 2, 2);
-    tr_stage(r, 3, 1);
-}
-
 KB_TARGET_AVX512 static void pack_a(const job *j, int64_t mt)
 {
     const kb_mma *s = &j->s;
@@ -85,7 +49,7 @@ KB_TARGET_AVX512 static void pack_a(const job *j, int64_t mt)
                 const int64_t m = mt * MR + 16 * h + i;
                 r[i] = m < s->M ? _mm512_loadu_ps(s->a + m * s->K + k0) : _mm512_setzero_ps();
             }
-            transpose16(r);
+            kb_mma_transpose16(r);
 #pragma GCC unroll 16
             for (int kk = 0; kk < 16; kk++)
                 _mm512_store_ps(dst + (k0 + kk) * MR + 16 * h, r[kk]);
@@ -95,10 +59,26 @@ KB_TARGET_AVX512 static void pack_a(const job *j, int64_t mt)
 
 /* ---- weight panels: rows n0..n0+nn-1, k0..k0+kc-1 to f32 rows of KCP ------------------------ */
 
+/* Row n's bytes of k0..k0+kc-1 into L2, two rows ahead of their dequantization: a panel reads
+ * a slice of each row, a stride the hardware prefetchers do not follow from row to row. */
+#define PF_AHEAD 2
+static void prefetch_row(const kb_mma *s, int64_t n, int64_t k0, int64_t kc)
+{
+    const uint8_t *row = (const uint8_t *)s->w + n * s->row_bytes;
+    switch (s->fmt) {
+    case KB_MMA_Q8_0: kb_mma_prefetch(row + k0 / QK * 34, kc / QK * 34); break;
+    case KB_MMA_Q4_0: kb_mma_prefetch(row + k0 / QK * 18, kc / QK * 18); break;
+    case KB_MMA_A4: kb_mma_prefetch(row + k0 / 2, kc / 2); break;
+    default: kb_mma_prefetch(row + 2 * k0, 2 * kc); break;
+    }
+}
+
 KB_TARGET_AVX512 static void panel_q8_0(const kb_mma *s, int64_t n0, int64_t nn, int64_t k0,
                                         int64_t kc, float *bp)
 {
     for (int64_t r = 0; r < nn; r++) {
+        if (r + PF_AHEAD < nn)
+            prefetch_row(s, n0 + r + PF_AHEAD, k0, kc);
         const block_q8_0 *blk =
             (const block_q8_0 *)((const uint8_t *)s->w + (n0 + r) * s->row_bytes) + k0 / QK;
         float *dst = bp + r * KCP;
@@ -118,6 +98,8 @@ KB_TARGET_AVX512 static void panel_q4_0(const kb_mma *s, int64_t n0, int64_t nn,
 {
     const __m512i m4 = _mm512_set1_epi32(15), eight = _mm512_set1_epi32(8);
     for (int64_t r = 0; r < nn; r++) {
+        if (r + PF_AHEAD < nn)
+            prefetch_row(s, n0 + r + PF_AHEAD, k0, kc);
         const block_q4_0 *blk =
             (const block_q4_0 *)((const uint8_t *)s->w + (n0 + r) * s->row_bytes) + k0 / QK;
         float *dst = bp + r * KCP;
@@ -149,6 +131,8 @@ KB_TARGET_AVX512 static void panel_a4(const kb_mma *s, int64_t n0, int64_t nn, i
     const __m512i i1 = _mm512_add_epi32(i0, _mm512_set1_epi32(8));
     const int64_t ng = s->K / s->group;
     for (int64_t r = 0; r < nn; r++) {
+        if (r + PF_AHEAD < nn)
+            prefetch_row(s, n0 + r + PF_AHEAD, k0, kc);
         const uint8_t *codes = (const uint8_t *)s->w + (n0 + r) * s->row_bytes + k0 / 2;
         const uint16_t *sc = s->scales + (n0 + r) * ng, *bi = s->biases + (n0 + r) * ng;
         float *dst = bp + r * KCP;
@@ -169,6 +153,8 @@ KB_TARGET_AVX512 static void panel_f16(const kb_mma *s, int64_t n0, int64_t nn, 
                                        int64_t kc, float *bp)
 {
     for (int64_t r = 0; r < nn; r++) {
+        if (r + PF_AHEAD < nn)
+            prefetch_row(s, n0 + r + PF_AHEAD, k0, kc);
         const uint16_t *src = (const uint16_t *)s->w + (n0 + r) * s->K + k0;
         float *dst = bp + r * KCP;
         for (int64_t k = 0; k < kc; k += 16)
@@ -180,6 +166,8 @@ KB_TARGET_AVX512 static void panel_bf16(const kb_mma *s, int64_t n0, int64_t nn,
                                         int64_t kc, float *bp)
 {
     for (int64_t r = 0; r < nn; r++) {
+        if (r + PF_AHEAD < nn)
+            prefetch_row(s, n0 + r + PF_AHEAD, k0, kc);
         const uint16_t *src = (const uint16_t *)s->w + (n0 + r) * s->K + k0;
         float *dst = bp + r * KCP;
         for (int64_t k = 0; k < kc; k += 16) {
@@ -247,24 +235,6 @@ KB_TARGET_AVX512 static void ukr_16(int64_t kc, const float *ap, const float *bp
 
 /* ---- items ------------------------------------------------------------------------------ */
 
-/* A tile's sums (tile[j][r], vectors along the tokens) to rows of C; shift plants a bug. */
-KB_TARGET_AVX512 static void flush_tile(const float *tile, int64_t rows, int64_t cols, int shift,
-                                        float *c, int64_t ldc)
-{
-    const __mmask16 keep = (__mmask16)((1u << cols) - 1);
-    for (int h = 0; h < 2 && 16 * h < rows; h++) {
-        __m512 r[16];
-#pragma GCC unroll 16
-        for (int i = 0; i < 16; i++) {
-            const int src = shift && i + 1 < cols ? i + 1 : i;
-            r[i] = i < NR ? _mm512_load_ps(tile + src * MR + 16 * h) : _mm512_setzero_ps();
-        }
-        transpose16(r);
-        for (int64_t i = 0; i < 16 && 16 * h + i < rows; i++)
-            _mm512_mask_storeu_ps(c + (16 * h + i) * ldc, keep, r[i]);
-    }
-}
-
 static void item(const job *j, int tid, int64_t i)
 {
     const kb_mma *s = &j->s;
@@ -308,8 +278,8 @@ static void item(const job *j, int tid, int64_t i)
                 continue;
             const int64_t cols = nn - nt * NR < NR ? nn - nt * NR : NR;
             const int shift = j->plant == KB_MMA_PLANT_SHIFT_N && nt == bad_nt;
-            flush_tile(ct + ((mt - mt_lo) * ntiles + nt) * NR * MR, rows, cols, shift,
-                       s->c + mt * MR * s->N + n0 + nt * NR, s->N);
+            kb_mma_flush_tile(ct + ((mt - mt_lo) * ntiles + nt) * NR * MR, NR, rows, cols, shift,
+                              s->c + mt * MR * s->N + n0 + nt * NR, s->N);
         }
     }
 }
