@@ -49,8 +49,17 @@ static inline void kb_mma_item(const kb_mma_items *it, int64_t i, int64_t *ncb, 
     kb_split(it->nmt, 1, (int)(i % it->msplit), (int)it->msplit, mt_lo, mt_hi);
 }
 
+/* Implementations with int8 activations (A quantized per token and 32-block: AVX512-VNNI, AMX):
+ * conditioned tolerance, measured (see the report in results/zen4-2c/mma/README.md). */
+#define KB_MMA_I8_TOL 2e-2
+#define KB_MMA_I8_WHY "A quantized to int8 per token and 32-block (measured: see results)"
+
 /* The AVX-512 FMA path (mma_avx512.c), with a planted bug when plant is not NONE. */
 void kb_mma_avx512_gemm(const kb_case *c, const kb_tensor *in, kb_tensor *out, kb_pool *pool,
                         kb_mma_plant plant);
+
+/* The AVX512-VNNI int8 path (mma_avx512vnni.c), q8_0, q4_0 and a4. */
+void kb_mma_avx512vnni_gemm(const kb_case *c, const kb_tensor *in, kb_tensor *out, kb_pool *pool,
+                            kb_mma_plant plant);
 
 #endif
