@@ -62,4 +62,8 @@ void kb_mma_avx512_gemm(const kb_case *c, const kb_tensor *in, kb_tensor *out, k
 void kb_mma_avx512vnni_gemm(const kb_case *c, const kb_tensor *in, kb_tensor *out, kb_pool *pool,
                             kb_mma_plant plant);
 
+/* The AVX512-BF16 path (mma_avx512bf16.c), bf16 and f16. */
+void kb_mma_avx512bf16_gemm(const kb_case *c, const kb_tensor *in, kb_tensor *out, kb_pool *pool,
+                            kb_mma_plant plant);
+
 #endif
