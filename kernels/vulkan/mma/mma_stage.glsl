@@ -63,46 +63,80 @@ uint wk(uint p, uint i)
     return FMT == 1u ? (i < 4u ? 4u * p + i : 12u + 4u * p + i) : 8u * p + i;
 }
 
-/* Part p of weight row n's 32-block kb, dequantized (f32: exact for q8_0, q4_0, f16, bf16;
- * a4: code * scale + bias rounded once). */
-void w_part(uint n, uint kb, uint p, out float v[8])
+/* A part's raw bits, loaded apart from their decoding so that a shader can issue the loads of
+ * the next block before it computes on this one (mma_cm: PREFETCH). q: the codes (q8_0: 2
+ * words, q4_0: 1, a4: 1, f16/bf16: 4); s: the f16 scale (q8_0, q4_0) or a4's bf16 scale; b: a4's
+ * bf16 bias. */
+struct WRaw {
+    uvec4 q;
+    uint s;
+    uint b;
+};
+
+WRaw w_load(uint n, uint kb, uint p)
 {
+    WRaw r;
+    r.q = uvec4(0u);
+    r.s = 0u;
+    r.b = 0u;
     const uint base = pc.w_off + n * row_bytes();
     if (FMT == 0u) {
         const uint blk = base + kb * 34u;
-        const float d = unpackHalf2x16(w_u16(blk)).x;
-        const uint q0 = w_u32(blk + 2u + 8u * p), q1 = w_u32(blk + 6u + 8u * p);
-        [[unroll]] for (uint i = 0; i < 4u; i++) {
-            v[i] = d * float(bitfieldExtract(int(q0), int(8u * i), 8));
-            v[i + 4u] = d * float(bitfieldExtract(int(q1), int(8u * i), 8));
-        }
+        r.s = w_u16(blk);
+        r.q.x = w_u32(blk + 2u + 8u * p);
+        r.q.y = w_u32(blk + 6u + 8u * p);
     } else if (FMT == 1u) {
         const uint blk = base + kb * 18u;
-        const float d = unpackHalf2x16(w_u16(blk)).x;
-        const uint q = w_u32(blk + 2u + 4u * p);
-        [[unroll]] for (uint i = 0; i < 4u; i++) {
-            v[i] = d * (float((q >> (8u * i)) & 15u) - 8.0);
-            v[i + 4u] = d * (float((q >> (8u * i + 4u)) & 15u) - 8.0);
-        }
+        r.s = w_u16(blk);
+        r.q.x = w_u32(blk + 2u + 4u * p);
     } else if (FMT == 2u) {
-        const uint word = wq[(base >> 2) + kb * 4u + p]; /* rows are whole words */
+        r.q.x = wq[(base >> 2) + kb * 4u + p]; /* rows are whole words */
         const uint e = pc.g_off + n * (pc.K / GROUP) + kb * 32u / GROUP;
-        const float s = uintBitsToFloat(bf16_at(e, false) << 16);
-        const float b = uintBitsToFloat(bf16_at(e, true) << 16);
-        [[unroll]] for (uint i = 0; i < 8u; i++)
-            v[i] = float((word >> (4u * i)) & 15u) * s + b;
+        r.s = bf16_at(e, false);
+        r.b = bf16_at(e, true);
     } else {
         const uint w0 = (base >> 2) + kb * 16u + 4u * p; /* 16 words a block, 4 a part */
+        r.q = uvec4(wq[w0], wq[w0 + 1u], wq[w0 + 2u], wq[w0 + 3u]);
+    }
+    return r;
+}
+
+/* The 8 weights of a part (f32: exact for q8_0, q4_0, f16, bf16; a4: code * scale + bias
+ * rounded once); v[i] is at k = wk(p, i) of the block. */
+void w_dequant(WRaw r, out float v[8])
+{
+    if (FMT == 0u) {
+        const float d = unpackHalf2x16(r.s).x;
         [[unroll]] for (uint i = 0; i < 4u; i++) {
-            const uint u = wq[w0 + i];
+            v[i] = d * float(bitfieldExtract(int(r.q.x), int(8u * i), 8));
+            v[i + 4u] = d * float(bitfieldExtract(int(r.q.y), int(8u * i), 8));
+        }
+    } else if (FMT == 1u) {
+        const float d = unpackHalf2x16(r.s).x;
+        [[unroll]] for (uint i = 0; i < 4u; i++) {
+            v[i] = d * (float((r.q.x >> (8u * i)) & 15u) - 8.0);
+            v[i + 4u] = d * (float((r.q.x >> (8u * i + 4u)) & 15u) - 8.0);
+        }
+    } else if (FMT == 2u) {
+        const float s = uintBitsToFloat(r.s << 16), b = uintBitsToFloat(r.b << 16);
+        [[unroll]] for (uint i = 0; i < 8u; i++)
+            v[i] = float((r.q.x >> (4u * i)) & 15u) * s + b;
+    } else {
+        [[unroll]] for (uint i = 0; i < 4u; i++) {
             if (FMT == 3u) {
-                const vec2 h = unpackHalf2x16(u);
+                const vec2 h = unpackHalf2x16(r.q[i]);
                 v[2u * i] = h.x;
                 v[2u * i + 1u] = h.y;
             } else {
-                v[2u * i] = uintBitsToFloat(u << 16);
-                v[2u * i + 1u] = uintBitsToFloat(u & 0xFFFF0000u);
+                v[2u * i] = uintBitsToFloat(r.q[i] << 16);
+                v[2u * i + 1u] = uintBitsToFloat(r.q[i] & 0xFFFF0000u);
             }
         }
     }
+}
+
+/* Part p of weight row n's 32-block kb, dequantized. */
+void w_part(uint n, uint kb, uint p, out float v[8])
+{
+    w_dequant(w_load(n, kb, p), v);
 }
