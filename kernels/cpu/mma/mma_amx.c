@@ -309,6 +309,7 @@ static const char *avail_bf(const kb_env *env)
 MMA_AMX(q8_0, avail_i8, KB_MMA_I8_TOL, KB_MMA_I8_WHY)
 MMA_AMX(q4_0, avail_i8, KB_MMA_I8_TOL, KB_MMA_I8_WHY)
 MMA_AMX(a4, avail_i8, KB_MMA_I8_TOL, KB_MMA_I8_WHY)
-MMA_AMX(bf16, avail_bf, 2.5e-3, "A rounded to bf16 (2^-9 relative per product: a bound)")
-MMA_AMX(f16, avail_bf, 5e-3, "A and the f16 weights rounded to bf16 (2 x 2^-9 relative per "
+/* the bounds of the AVX512-BF16 path (mma_avx512bf16.c) */
+MMA_AMX(bf16, avail_bf, 4e-3, "A rounded to bf16 (2^-8 relative per product: a bound)")
+MMA_AMX(f16, avail_bf, 8e-3, "A and the f16 weights rounded to bf16 (2 x 2^-8 relative per "
                              "product: a bound)")

@@ -97,7 +97,6 @@ KB_TARGET_AVX512BF16 KB_INLINE void ukr(const int MV, int64_t kc, const uint32_t
         acc0[j] = first ? _mm512_setzero_ps() : _mm512_load_ps(ct + j * MR);
         acc1[j] = MV == 2 && !first ? _mm512_load_ps(ct + j * MR + 16) : _mm512_setzero_ps();
     }
-#pragma GCC unroll 2
     for (int64_t p = 0; p < kc / 2; p++) {
         const __m512bh a0 = (__m512bh)_mm512_load_si512((const void *)(ap + p * MR));
         const __m512bh a1 =
@@ -229,16 +228,17 @@ static const char *available(const kb_env *env)
     return kb_cpu()->avx512bf16 ? NULL : "CPU lacks avx512bf16";
 }
 
-/* Every product has both factors within a rounding of bf16 (2^-9 relative) of the exact ones,
- * so |C - C_ref| <= (2^-9 + f32 sums) sum|A W| for bf16 weights and twice that when f16 weights
- * are rounded too: bounds, not statistics (measured: results/zen4-2c/mma/README.md). */
+/* Every product has its A factor within a rounding to bf16 (8 significant bits: 2^-8 relative at
+ * most) of the exact one, so |C - C_ref| <= (2^-8 + f32 sums) sum|A W| for bf16 weights, and
+ * about twice that when the f16 weights are rounded too: bounds, not statistics (measured
+ * 3.8e-3 and 6.8e-3 at K = 32: results/zen4-2c/mma/README.md). */
 const kb_impl kb_impl_mma_bf16_avx512bf16 = {
     .family = "mma_bf16",
     .name = "avx512bf16",
     .backend = KB_BACKEND_CPU,
     .available = available,
-    .tol_cond = 2.5e-3,
-    .tol_why = "A rounded to bf16 (2^-9 relative per product: a bound)",
+    .tol_cond = 4e-3,
+    .tol_why = "A rounded to bf16 (2^-8 relative per product: a bound)",
     .cpu_run = run,
 };
 
@@ -247,7 +247,7 @@ const kb_impl kb_impl_mma_f16_avx512bf16 = {
     .name = "avx512bf16",
     .backend = KB_BACKEND_CPU,
     .available = available,
-    .tol_cond = 5e-3,
-    .tol_why = "A and the f16 weights rounded to bf16 (2 x 2^-9 relative per product: a bound)",
+    .tol_cond = 8e-3,
+    .tol_why = "A and the f16 weights rounded to bf16 (2 x 2^-8 relative per product: a bound)",
     .cpu_run = run,
 };

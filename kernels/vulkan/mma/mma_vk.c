@@ -91,14 +91,17 @@ PREP(prep_f32, F32)
 PREP(prep_h, H)
 PREP(prep_hh, HH)
 
-/* vk_h: both factors of every product rounded to f16 (2^-11 relative each, 2^-10 where the
- * driver's packHalf2x16 truncates): |C - C_ref| <= ~2^-9 sum|A W| plus f32 sums, a bound.
- * vk_hh adds f16 sums: each of the K additions rounds the running sum, a statistical error
- * (measured: results/zen4-2c/mma/README.md). */
-#define TOL_H 2.5e-3
-#define WHY_H "A and W rounded to f16 (2 x 2^-10 relative per product at worst: a bound)"
+
+/* vk_h: both factors of every product rounded to f16 (2^-11 relative each, 2^-10 where a
+ * driver's packHalf2x16 truncates) while they are in f16's normal range; weights below it
+ * (tiny scales of --inputs extreme) round coarser. Measured up to 8e-4 with random and outlier
+ * inputs, 2.5e-3 with extreme ones (lavapipe). vk_hh adds f16 products and sums: each of the K
+ * additions rounds the running sum to 11 bits; measured up to 2e-3 (random), 8e-3 (outliers),
+ * 1.4e-2 (extreme), K up to 14336 (results/zen4-2c/mma/README.md). */
+#define TOL_H 5e-3
+#define WHY_H "A and W rounded to f16 (2 x 2^-10 relative per product in f16's normal range)"
 #define TOL_HH 3e-2
-#define WHY_HH "A, W, products and the K-long sums in f16 (measured; grows with K)"
+#define WHY_HH "A, W, products and the K-long sums in f16 (measured)"
 
 #define MMA_VK(fmt, nm, prep, avail, tol, why)                                                     \
     const kb_impl kb_impl_mma_##fmt##_##nm = {                                                     \
