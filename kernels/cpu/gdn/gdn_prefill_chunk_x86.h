@@ -43,6 +43,37 @@ static size_t gc_scratch_floats(int64_t dk, int64_t R)
     return (size_t)(dk * R + 3 * GC_C * dk + 3 * GC_C * GC_C + 3 * GC_C * R + 3 * GC_C + 16);
 }
 
+/* D[l][i] = X[l] . k_i over the vectors of i that reach the diagonal (i <= l); the vectors past
+ * it are 0. Tiles of 4 rows l by their vectors: up to
+ * 16 independent chains over dk. */
+KB_TARGET_AVX512 static void gc_dots(const float *X, const float *Kt, float *D, int64_t dk)
+{
+    for (int64_t l0 = 0; l0 < GC_C; l0 += 4) {
+        const int64_t nv = (l0 + 3) / 16 + 1;
+        __m512 a[4][GC_C / 16];
+#pragma GCC unroll 4
+        for (int l = 0; l < 4; l++)
+#pragma GCC unroll 4
+            for (int m = 0; m < GC_C / 16; m++)
+                a[l][m] = _mm512_setzero_ps();
+        for (int64_t j = 0; j < dk; j++) {
+#pragma GCC unroll 4
+            for (int l = 0; l < 4; l++) {
+                const __m512 xb = _mm512_set1_ps(X[(l0 + l) * dk + j]);
+#pragma GCC unroll 4
+                for (int m = 0; m < GC_C / 16; m++)
+                    if (m < nv)
+                        a[l][m] = _mm512_fmadd_ps(xb, _mm512_load_ps(Kt + j * GC_C + 16 * m), a[l][m]);
+            }
+        }
+#pragma GCC unroll 4
+        for (int l = 0; l < 4; l++)
+#pragma GCC unroll 4
+            for (int m = 0; m < GC_C / 16; m++)
+                _mm512_store_ps(D + (l0 + l) * GC_C + 16 * m, a[l][m]);
+    }
+}
+
 /* W[l][r] = sum_j K[l][j] St[j][r] and P likewise with Q, for all C rows l and RV row vectors. */
 KB_TARGET_AVX512 static void gc_wp(const float *Kc, const float *Qc, const float *St, float *W,
                                    float *P, int64_t dk, int64_t R)
@@ -217,34 +248,19 @@ KB_TARGET_AVX512 static void gc_unit(const gc_job *J, int64_t h, int64_t r0, int
             for (int64_t i = l + 1; i < GC_C; i++)
                 Gl[i] = 0.0f;
         }
-        /* A and M, a row l at a time over the vectors of i <= l */
+        /* k_i . k_l into A and k_i . q_l into M (lower parts), then the decays and beta */
+        gc_dots(Kc, Kt, A, dk);
+        gc_dots(Qc, Kt, M, dk);
         for (int64_t l = 0; l < GC_C; l++) {
-            const int64_t nv = l / 16 + 1;
-            __m512 kk[GC_C / 16], qk[GC_C / 16];
-            for (int64_t m = 0; m < nv; m++)
-                kk[m] = qk[m] = _mm512_setzero_ps();
-            for (int64_t j = 0; j < dk; j++) {
-                const __m512 kb = _mm512_set1_ps(Kc[l * dk + j]), qb = _mm512_set1_ps(Qc[l * dk + j]);
-                for (int64_t m = 0; m < nv; m++) {
-                    const __m512 t = _mm512_load_ps(Kt + j * GC_C + 16 * m);
-                    kk[m] = _mm512_fmadd_ps(kb, t, kk[m]);
-                    qk[m] = _mm512_fmadd_ps(qb, t, qk[m]);
-                }
-            }
             const __m512 bl = _mm512_set1_ps(bet[l]);
             for (int64_t m = 0; m < GC_C / 16; m++) {
                 const __m512 gl = _mm512_load_ps(G + l * GC_C + 16 * m); /* 0 past i = l */
                 const __mmask16 strict = (__mmask16)(l >= 16 * m + 16 ? 0xFFFF
                                                      : l <= 16 * m  ? 0
                                                                     : (1u << (l - 16 * m)) - 1);
-                if (m < nv) {
-                    _mm512_store_ps(A + l * GC_C + 16 * m,
-                                    _mm512_maskz_mul_ps(strict, bl, _mm512_mul_ps(gl, kk[m])));
-                    _mm512_store_ps(M + l * GC_C + 16 * m, _mm512_mul_ps(gl, qk[m]));
-                } else {
-                    _mm512_store_ps(A + l * GC_C + 16 * m, _mm512_setzero_ps());
-                    _mm512_store_ps(M + l * GC_C + 16 * m, _mm512_setzero_ps());
-                }
+                float *a = A + l * GC_C + 16 * m, *mm = M + l * GC_C + 16 * m;
+                _mm512_store_ps(a, _mm512_maskz_mul_ps(strict, bl, _mm512_mul_ps(gl, _mm512_load_ps(a))));
+                _mm512_store_ps(mm, _mm512_mul_ps(gl, _mm512_load_ps(mm)));
             }
         }
         gc_wp(Kc, Qc, St, W, P, dk, R);
