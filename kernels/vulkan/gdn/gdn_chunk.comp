@@ -8,7 +8,10 @@
  *   4. o_l = gamma_l P_l + sum_{i<=l} M_{l,i} U_i          (the chunk's real tokens only)
  *   5. S <- gamma_{C-1} S + sum_i Gamma_{C-1,i} U_i k_i^T
  * W/X, P and U are [C][RB] in shared memory; Tb and M are staged there too when STAGE = 1
- * (the host's choice by the device's shared memory), else read from the pass-1 buffer. */
+ * (the host's choice by the device's shared memory), else read from the pass-1 buffer.
+ * A dispatch runs chunks [ch0, ch0 + nseg) from the state in S0 (from_s0 = 1) or in S1, and
+ * leaves it in S1: the host splits the chunks over several dispatches where the device limits
+ * one invocation's loop iterations (llvmpipe stops any shader after 65535 in all). */
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WG = 128;
 layout(constant_id = 1) const uint DK = 128;
@@ -24,10 +27,10 @@ layout(std430, binding = 2) readonly buffer Vb { float v[]; };
 layout(std430, binding = 3) readonly buffer Pb { float prep[]; };
 layout(std430, binding = 4) readonly buffer S0b { float S0[]; };
 layout(std430, binding = 5) writeonly buffer Ob { float o[]; };
-layout(std430, binding = 6) writeonly buffer S1b { float S1[]; };
+layout(std430, binding = 6) buffer S1b { float S1[]; };
 
 layout(push_constant) uniform PC {
-    uint ntok, hk, hv, dv, nch;
+    uint ntok, hk, hv, dv, nch, ch0, nseg, from_s0;
 } pc;
 
 shared float St[RB * DK];
@@ -44,8 +47,8 @@ void main()
     const uint kh = h / (pc.hv / pc.hk), r0 = gl_WorkGroupID.x * RB;
     const uint sbase = (h * pc.dv + r0) * DK;
     for (uint x = tid; x < RB * DK; x += WG)
-        St[x] = S0[sbase + x];
-    for (uint ch = 0; ch < pc.nch; ch++) {
+        St[x] = pc.from_s0 != 0 ? S0[sbase + x] : S1[sbase + x];
+    for (uint ch = pc.ch0; ch < min(pc.ch0 + pc.nseg, pc.nch); ch++) {
         const uint c0 = ch * C, c = min(C, pc.ntok - c0);
         const uint base = (h * pc.nch + ch) * (2 * C * C + 2 * C);
         for (uint x = tid; x < C; x += WG) {

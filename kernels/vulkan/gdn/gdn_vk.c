@@ -3,7 +3,8 @@
  *     registers across the tokens, workgroups of RPW rows of one (sequence, value head);
  *   gdn_prefill chunk16_vk / chunk64_vk: gdn_chunk_prep.comp (the C x C matrices of every
  *     (head, chunk) at once), a barrier, then gdn_chunk.comp (a workgroup per (head, block of RB
- *     rows) through the chunks, state in shared memory).
+ *     rows) through the chunks, state in shared memory; on a CPU device the chunks are split over
+ *     several dispatches, see GV_CPU_LOOP_BUDGET).
  * Inputs are uploaded in prepare (untimed); the outputs carry their guard bytes up and back, so
  * a write past the end shows. */
 #include <stdio.h>
@@ -35,8 +36,13 @@ typedef struct prep_push {
 } prep_push;
 
 typedef struct chunk_push {
-    uint32_t ntok, hk, hv, dv, nch;
+    uint32_t ntok, hk, hv, dv, nch, ch0, nseg, from_s0;
 } chunk_push;
+
+/* llvmpipe ends any shader invocation after 65535 loop iterations in all; gdn_chunk.comp runs
+ * about DK + 2 C^2 RB / WG + C RB DK / WG of them per chunk, so on a CPU device a dispatch
+ * takes at most this many iterations' worth of chunks. */
+#define GV_CPU_LOOP_BUDGET 30000
 
 static void gv_release(void *state)
 {
@@ -185,8 +191,14 @@ static void *chunk_prepare(const kb_env *env, const kb_case *c, const kb_tensor 
     gv_state *s = upload(vk, in, out, err, errlen);
     if (!s)
         return NULL;
+    uint32_t seg = nch;
+    if (L->is_cpu) {
+        const uint32_t per = DK + 2 * C * C * RB / GV_WG + C * RB * DK / GV_WG;
+        seg = GV_CPU_LOOP_BUDGET / per > 0 ? GV_CPU_LOOP_BUDGET / per : 1;
+    }
+    const uint32_t nseg = (nch + seg - 1) / seg;
     if (!(s->prep = kb_vk_buf_create(vk, pbytes, err, errlen)) ||
-        !(s->cmd = kb_vk_cmd_create(vk, 2, err, errlen)))
+        !(s->cmd = kb_vk_cmd_create(vk, 1 + (int)nseg, err, errlen)))
         goto fail;
     const kb_vk_bind b1[5] = {bind(s->in[GD_Q], &in[GD_Q]), bind(s->in[GD_K], &in[GD_K]),
                               bind(s->in[GD_G], &in[GD_G]), bind(s->in[GD_BETA], &in[GD_BETA]),
@@ -196,14 +208,17 @@ static void *chunk_prepare(const kb_env *env, const kb_case *c, const kb_tensor 
                               bind(s->in[GD_S0], &in[GD_S0]), bind(s->o, &out[GD_O]),
                               bind(s->S1, &out[GD_S1])};
     const prep_push pc1 = {(uint32_t)sh.ntok, (uint32_t)sh.hk, (uint32_t)sh.hv, nch};
-    const chunk_push pc2 = {(uint32_t)sh.ntok, (uint32_t)sh.hk, (uint32_t)sh.hv,
-                            (uint32_t)sh.dv, nch};
     if (kb_vk_cmd_dispatch(s->cmd, p1, b1, &pc1, nch, (uint32_t)sh.hv, 1, err, errlen) != 0)
         goto fail;
-    kb_vk_cmd_barrier(s->cmd);
-    if (kb_vk_cmd_dispatch(s->cmd, p2, b2, &pc2, (uint32_t)sh.dv / RB, (uint32_t)sh.hv, 1, err,
-                           errlen) != 0 ||
-        kb_vk_cmd_end(s->cmd, err, errlen) != 0)
+    for (uint32_t k = 0; k < nseg; k++) {
+        const chunk_push pc2 = {(uint32_t)sh.ntok, (uint32_t)sh.hk, (uint32_t)sh.hv,
+                                (uint32_t)sh.dv, nch, k * seg, seg, k == 0};
+        kb_vk_cmd_barrier(s->cmd);
+        if (kb_vk_cmd_dispatch(s->cmd, p2, b2, &pc2, (uint32_t)sh.dv / RB, (uint32_t)sh.hv, 1,
+                               err, errlen) != 0)
+            goto fail;
+    }
+    if (kb_vk_cmd_end(s->cmd, err, errlen) != 0)
         goto fail;
     return s;
 fail:
