@@ -1,0 +1,5 @@
+/* gdn_prefill, chunkwise (WY/UT form) with chunks of 64 tokens, AVX-512: gdn_prefill_chunk_x86.h. */
+#define GC_C 64
+#define GC_IMPL kb_impl_gdn_prefill_chunk64_avx512
+#define GC_NAME "chunk64_avx512"
+#include "gdn_prefill_chunk_x86.h"
