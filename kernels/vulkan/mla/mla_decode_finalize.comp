@@ -11,14 +11,15 @@ layout(constant_id = 1) const uint VD = 128;
 layout(constant_id = 2) const bool W_BF16 = true;
 #define NEG_INF uintBitsToFloat(0xFF800000u)
 
-layout(std430, binding = 0) readonly buffer Ob { float part_o[]; };  /* [nsplit][M][R] */
-layout(std430, binding = 1) readonly buffer Mb { vec2 part_ml[]; };  /* [nsplit][M] */
+layout(std430, binding = 0) readonly buffer Ob { float part_o[]; };  /* [nsplit][rows][R] */
+layout(std430, binding = 1) readonly buffer Mb { vec2 part_ml[]; };  /* [nsplit][rows] */
 layout(std430, binding = 2) readonly buffer Wb { uint wv[]; };       /* [H][VD][R] */
 layout(std430, binding = 3) writeonly buffer Yb { float o[]; };      /* [M][VD] */
 
 layout(push_constant) uniform PC {
     uint H;
     uint M;
+    uint rows; /* rows per split in the records: M, or M padded (vk_cm) */
     uint nsplit;
 } pc;
 
@@ -30,7 +31,7 @@ void main()
     const uint t = gl_LocalInvocationID.x, row = gl_WorkGroupID.x, h = row % pc.H;
     float mx = NEG_INF;
     for (uint s = t; s < pc.nsplit; s += 128u)
-        mx = max(mx, part_ml[s * pc.M + row].x);
+        mx = max(mx, part_ml[s * pc.rows + row].x);
     sm[t] = mx;
     barrier();
     for (uint w = 64u; w > 0u; w >>= 1) {
@@ -42,7 +43,7 @@ void main()
     barrier(); /* sm is reused for the sum */
     float L = 0.0;
     for (uint s = t; s < pc.nsplit; s += 128u) {
-        const vec2 ml = part_ml[s * pc.M + row];
+        const vec2 ml = part_ml[s * pc.rows + row];
         L += ml.x == NEG_INF ? 0.0 : exp2(ml.x - mx) * ml.y;
     }
     sm[t] = L;
@@ -56,9 +57,9 @@ void main()
     for (uint r = t; r < R; r += 128u) {
         float a = 0.0;
         for (uint s = 0u; s < pc.nsplit; s++) {
-            const float ms = part_ml[s * pc.M + row].x;
+            const float ms = part_ml[s * pc.rows + row].x;
             if (ms != NEG_INF)
-                a = fma(exp2(ms - mx), part_o[(s * pc.M + row) * R + r], a);
+                a = fma(exp2(ms - mx), part_o[(s * pc.rows + row) * R + r], a);
         }
         sov[r] = a * inv;
     }

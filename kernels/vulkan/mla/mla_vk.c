@@ -122,11 +122,11 @@ void kb_mla_vk_release(void *state)
 }
 
 mla_vk_state *kb_mla_vk_setup(struct kb_vk *vk, const kb_mla_shape *s, const mla_vk_plan *pl,
-                              const kb_tensor *in, const kb_tensor *out, char *err,
-                              size_t errlen)
+                              uint32_t rows, const kb_tensor *in, const kb_tensor *out,
+                              char *err, size_t errlen)
 {
     const kb_vk_limits *L = kb_vk_get_limits(vk);
-    const uint64_t M = (uint64_t)(s->n_q * s->H), K = (uint64_t)(s->R + s->rope);
+    const uint64_t M = rows, K = (uint64_t)(s->R + s->rope);
     const uint64_t qab = M * K * 4, pob = (uint64_t)pl->nsplit * M * s->R * 4;
     const uint64_t pmb = (uint64_t)pl->nsplit * M * 8;
     for (int i = 0; i < 6; i++) {
@@ -148,6 +148,13 @@ mla_vk_state *kb_mla_vk_setup(struct kb_vk *vk, const kb_mla_shape *s, const mla
         return NULL;
     }
     st->obytes = out[MLA_OUT].bytes + KB_GUARD_BYTES;
+    st->rows = rows;
+    void *zeros = calloc(1, qab);
+    if (!zeros) {
+        free(st);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
     const uint32_t nparts = (uint32_t)(((uint64_t)s->T + pl->part_len - 1) / pl->part_len);
     if (!(st->qn = kb_vk_buf_from(vk, in[MLA_IN_QNOPE].data, in[MLA_IN_QNOPE].bytes, err, errlen)) ||
         !(st->qpe = kb_vk_buf_from(vk, in[MLA_IN_QPE].data, in[MLA_IN_QPE].bytes, err, errlen)) ||
@@ -156,13 +163,15 @@ mla_vk_state *kb_mla_vk_setup(struct kb_vk *vk, const kb_mla_shape *s, const mla
         !(st->wuk = kb_vk_buf_from(vk, in[MLA_IN_WUK].data, in[MLA_IN_WUK].bytes, err, errlen)) ||
         !(st->wuv = kb_vk_buf_from(vk, in[MLA_IN_WUV].data, in[MLA_IN_WUV].bytes, err, errlen)) ||
         !(st->out = kb_vk_buf_from(vk, out[MLA_OUT].data, st->obytes, err, errlen)) ||
-        !(st->qa = kb_vk_buf_create(vk, qab, err, errlen)) ||
+        !(st->qa = kb_vk_buf_from(vk, zeros, qab, err, errlen)) ||
         !(st->part_o = kb_vk_buf_create(vk, pob, err, errlen)) ||
         !(st->part_ml = kb_vk_buf_create(vk, pmb, err, errlen)) ||
         !(st->cmd = kb_vk_cmd_create(vk, 2 + (int)nparts, err, errlen))) {
+        free(zeros);
         kb_mla_vk_release(st);
         return NULL;
     }
+    free(zeros);
     return st;
 }
 
@@ -180,9 +189,8 @@ int kb_mla_vk_absorb(struct kb_vk *vk, mla_vk_state *st, const kb_mla_shape *s, 
                                    sizeof(absorb_push), spec, 4, err, errlen);
     if (!p)
         return -1;
-    const uint64_t M = (uint64_t)(s->n_q * s->H), K = (uint64_t)(s->R + s->rope);
-    const kb_vk_bind b[4] = {{st->qn, 0, 0}, {st->qpe, 0, 0}, {st->wuk, 0, 0},
-                             {st->qa, 0, M * K * 4}};
+    const uint64_t K = (uint64_t)(s->R + s->rope);
+    const kb_vk_bind b[4] = {{st->qn, 0, 0}, {st->qpe, 0, 0}, {st->wuk, 0, 0}, {st->qa, 0, 0}};
     const absorb_push pc = {(uint32_t)s->H, (float)(kb_mla_scale(s) * 1.4426950408889634)};
     if (kb_vk_cmd_dispatch(st->cmd, p, b, &pc, (uint32_t)((K + 63) / 64), (uint32_t)s->H, 1,
                            err, errlen) != 0)
@@ -201,7 +209,7 @@ void kb_mla_vk_part(const mla_vk_state *st, const kb_mla_shape *s, const mla_vk_
 }
 
 typedef struct fin_push {
-    uint32_t H, M, nsplit;
+    uint32_t H, M, rows, nsplit;
 } fin_push;
 
 int kb_mla_vk_finalize(struct kb_vk *vk, mla_vk_state *st, const kb_mla_shape *s,
@@ -216,7 +224,7 @@ int kb_mla_vk_finalize(struct kb_vk *vk, mla_vk_state *st, const kb_mla_shape *s
     const uint32_t M = (uint32_t)(s->n_q * s->H);
     const kb_vk_bind b[4] = {{st->part_o, 0, 0}, {st->part_ml, 0, 0}, {st->wuv, 0, 0},
                              {st->out, 0, (uint64_t)M * s->v_dim * 4}};
-    const fin_push pc = {(uint32_t)s->H, M, pl->nsplit};
+    const fin_push pc = {(uint32_t)s->H, M, st->rows, pl->nsplit};
     kb_vk_cmd_barrier(st->cmd);
     if (kb_vk_cmd_dispatch(st->cmd, p, b, &pc, M, 1, 1, err, errlen) != 0)
         return -1;
@@ -322,7 +330,7 @@ static void *vk_prepare(const kb_env *env, const kb_case *c, const kb_tensor *in
                                    sizeof(split_push), spec, 7, err, errlen);
     if (!p)
         return NULL;
-    mla_vk_state *st = kb_mla_vk_setup(vk, &s, &pl, in, out, err, errlen);
+    mla_vk_state *st = kb_mla_vk_setup(vk, &s, &pl, (uint32_t)M, in, out, err, errlen);
     if (!st)
         return NULL;
     if (kb_mla_vk_absorb(vk, st, &s, err, errlen) != 0)

@@ -17,6 +17,7 @@ typedef struct mla_vk_state {
     kb_vk_buf *qn, *qpe, *c, *kpe, *wuk, *wuv, *out, *qa, *part_o, *part_ml;
     kb_vk_cmd *cmd;
     uint64_t obytes; /* payload + guard */
+    uint32_t rows;   /* rows of qa and of the records: M, or M padded (zero rows) */
 } mla_vk_state;
 
 /* The split plan: nsplit splits of split_len positions (a multiple of the tile), grouped in
@@ -32,11 +33,12 @@ int kb_mla_vk_plan(const struct kb_vk *vk, const kb_mla_shape *s, uint32_t tile,
                    uint64_t row_blocks, uint64_t target, mla_vk_plan *pl, char *err,
                    size_t errlen);
 
-/* Uploads the inputs, allocates out (with its guard), qa and the split records; creates a
- * command list with room for the split pass's parts. NULL with err set on failure. */
+/* Uploads the inputs, allocates out (with its guard), qa (rows >= M rows, zero past M) and
+ * the split records (rows per split); creates a command list with room for the split pass's
+ * parts. NULL with err set on failure. */
 mla_vk_state *kb_mla_vk_setup(struct kb_vk *vk, const kb_mla_shape *s, const mla_vk_plan *pl,
-                              const kb_tensor *in, const kb_tensor *out, char *err,
-                              size_t errlen);
+                              uint32_t rows, const kb_tensor *in, const kb_tensor *out,
+                              char *err, size_t errlen);
 
 /* Records the absorb pass and a barrier. */
 int kb_mla_vk_absorb(struct kb_vk *vk, mla_vk_state *st, const kb_mla_shape *s, char *err,
