@@ -23,6 +23,15 @@ KB_TARGET_AVX512 KB_INLINE __m512 kb_mla_ldw(const void *w, int64_t i, const int
     return _mm512_loadu_ps((const float *)w + i);
 }
 
+/* 16 f32 to bf16, rounded to nearest even (finite inputs), in integer ops: AVX-512F suffices. */
+KB_TARGET_AVX512 KB_INLINE __m256i kb_mla_to_bf16(__m512 x)
+{
+    const __m512i b = _mm512_castps_si512(x);
+    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(b, 16), _mm512_set1_epi32(1));
+    const __m512i r = _mm512_add_epi32(b, _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), odd));
+    return _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16));
+}
+
 /* 2^x for x <= 2^7 (callers pass s - m <= the lazy-rescale slack): nearest integer n and
  * f = x - n in [-0.5, 0.5], 2^f by a degree-6 polynomial (relative error < 2e-7), n into the
  * exponent. Below -125, -inf included, the result is 0 (no denormals, masked scores weigh 0). */
