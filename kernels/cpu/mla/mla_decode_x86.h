@@ -51,50 +51,65 @@ struct mla_job {
 
 /* ---- A: absorb ---------------------------------------------------------------------------- */
 
-/* q' of the rows of head h (all queries), 64 latent elements at a time (4 vectors x n_q
- * accumulators), scattered into the row lanes of QT. */
-KB_TARGET_AVX512 static void kb_mla_absorb_head(const mla_job *J, int64_t h)
+/* q' of the rows of head h (all NQ queries): W_UK[h] streamed in order, 4 of its rows at a time
+ * into f32 accumulators qa[NQ][R] in L1 (sequential reads the prefetcher follows: walking
+ * down columns of W_UK, one 1-KiB row step per load, was latency-bound at a third of the read
+ * bandwidth), then scaled and, with q_pe, scattered into the row lanes of QT. */
+KB_TARGET_AVX512 KB_INLINE void kb_mla_absorb_nq(const mla_job *J, int64_t h, const int NQ)
 {
-    const int64_t H = J->s.H, R = J->s.R, nq = J->s.n_q, Mp = J->Mp, rope = J->s.rope;
+    const int64_t H = J->s.H, R = J->s.R, Mp = J->Mp, rope = J->s.rope;
     const int wb = J->s.w_bf16;
     const int64_t w0 = h * MLA_NOPE * R; /* element offset of W_UK[h] */
+    float qa[MLA_MAX_NQ * 1024] __attribute__((aligned(64))); /* R <= 1024 */
+    memset(qa, 0, sizeof(float) * (size_t)(NQ * R));
+    for (int64_t d = 0; d < MLA_NOPE; d += 4) {
+        __m512 qb[MLA_MAX_NQ][4];
+        for (int i = 0; i < NQ; i++)
+            for (int k = 0; k < 4; k++)
+                qb[i][k] = _mm512_set1_ps(J->qn[(i * H + h) * MLA_NOPE + d + k]);
+        for (int64_t r = 0; r < R; r += 16) {
+            __m512 w[4];
+            for (int k = 0; k < 4; k++)
+                w[k] = kb_mla_ldw(J->wuk, w0 + (d + k) * R + r, wb);
+            for (int i = 0; i < NQ; i++) {
+                __m512 a = _mm512_load_ps(qa + i * R + r);
+                for (int k = 0; k < 4; k++)
+                    a = _mm512_fmadd_ps(qb[i][k], w[k], a);
+                _mm512_store_ps(qa + i * R + r, a);
+            }
+        }
+    }
     float *qt = J->qt;
     uint16_t *q2 = J->qt;
     float tmp[16] __attribute__((aligned(64)));
-    for (int64_t r0 = 0; r0 < R + rope; r0 += 64) {
-        __m512 acc[MLA_MAX_NQ][4];
-        for (int i = 0; i < MLA_MAX_NQ; i++)
-            for (int j = 0; j < 4; j++)
-                acc[i][j] = _mm512_setzero_ps();
-        const int nj = (int)((r0 + 64 <= R ? 64 : R > r0 ? R - r0 : 0) / 16); /* q' vectors */
-        for (int64_t d = 0; d < MLA_NOPE && nj > 0; d++) {
-            __m512 w[4];
-            for (int j = 0; j < nj; j++)
-                w[j] = kb_mla_ldw(J->wuk, w0 + d * R + r0 + 16 * j, wb);
-            for (int64_t i = 0; i < nq; i++) {
-                const __m512 q = _mm512_set1_ps(J->qn[(i * H + h) * MLA_NOPE + d]);
-                for (int j = 0; j < nj; j++)
-                    acc[i][j] = _mm512_fmadd_ps(q, w[j], acc[i][j]);
+    for (int i = 0; i < NQ; i++) {
+        const int64_t m = i * H + h;
+        for (int64_t k0 = 0; k0 < R + rope; k0 += 16) {
+            const __m512 x = k0 < R ? _mm512_load_ps(qa + i * R + k0)
+                                    : _mm512_loadu_ps(J->qpe + m * rope + k0 - R);
+            const __m512 y = _mm512_mul_ps(x, _mm512_set1_ps(J->qscale));
+            if (J->qt_bf16) {
+                _mm256_store_si256((__m256i *)tmp, kb_mla_to_bf16(y));
+                const uint16_t *b = (const uint16_t *)tmp;
+                for (int e = 0; e < 16; e++)
+                    q2[(((k0 + e) / 2) * Mp + m) * 2 + (k0 + e) % 2] = b[e];
+            } else {
+                _mm512_store_ps(tmp, y);
+                for (int e = 0; e < 16; e++)
+                    qt[(k0 + e) * Mp + m] = tmp[e];
             }
         }
-        for (int64_t i = 0; i < nq; i++) {
-            const int64_t m = i * H + h;
-            for (int j = 0; j < 4 && r0 + 16 * j < R + rope; j++) {
-                const int64_t k0 = r0 + 16 * j;
-                const __m512 x = k0 < R ? acc[i][j] : _mm512_loadu_ps(J->qpe + m * rope + k0 - R);
-                const __m512 y = _mm512_mul_ps(x, _mm512_set1_ps(J->qscale));
-                if (J->qt_bf16) {
-                    _mm256_store_si256((__m256i *)tmp, kb_mla_to_bf16(y));
-                    const uint16_t *b = (const uint16_t *)tmp;
-                    for (int e = 0; e < 16; e++)
-                        q2[(((k0 + e) / 2) * Mp + m) * 2 + (k0 + e) % 2] = b[e];
-                } else {
-                    _mm512_store_ps(tmp, y);
-                    for (int e = 0; e < 16; e++)
-                        qt[(k0 + e) * Mp + m] = tmp[e];
-                }
-            }
-        }
+    }
+}
+
+/* The query count as a constant inside: accumulators in registers. */
+KB_TARGET_AVX512 static void kb_mla_absorb_head(const mla_job *J, int64_t h)
+{
+    switch (J->s.n_q) {
+    case 1: kb_mla_absorb_nq(J, h, 1); break;
+    case 2: kb_mla_absorb_nq(J, h, 2); break;
+    case 3: kb_mla_absorb_nq(J, h, 3); break;
+    default: kb_mla_absorb_nq(J, h, 4); break;
     }
 }
 
@@ -241,29 +256,40 @@ static void kb_mla_task_merge(void *arg, int tid, int n)
         kb_mla_merge_vec(J, n, v);
 }
 
-/* out[i][h][v] = W_UV[h][v] . ov[i * H + h], 4 value rows x n_q queries at a time. */
-KB_TARGET_AVX512 static void kb_mla_project_head(const mla_job *J, int64_t h)
+/* out[i][h][v] = W_UV[h][v] . ov[i * H + h], 4 value rows (4 sequential streams) x NQ
+ * queries at a time, the accumulators in registers. */
+KB_TARGET_AVX512 KB_INLINE void kb_mla_project_nq(const mla_job *J, int64_t h, const int NQ)
 {
-    const int64_t H = J->s.H, R = J->s.R, nq = J->s.n_q, vd = J->s.v_dim;
+    const int64_t H = J->s.H, R = J->s.R, vd = J->s.v_dim;
     const int wb = J->s.w_bf16;
     for (int64_t v0 = 0; v0 < vd; v0 += 4) {
         __m512 acc[4][MLA_MAX_NQ];
         for (int j = 0; j < 4; j++)
-            for (int i = 0; i < MLA_MAX_NQ; i++)
+            for (int i = 0; i < NQ; i++)
                 acc[j][i] = _mm512_setzero_ps();
         for (int64_t r = 0; r < R; r += 16) {
             __m512 o[MLA_MAX_NQ];
-            for (int64_t i = 0; i < nq; i++)
+            for (int i = 0; i < NQ; i++)
                 o[i] = _mm512_loadu_ps(J->ov + (i * H + h) * R + r);
             for (int j = 0; j < 4; j++) {
                 const __m512 w = kb_mla_ldw(J->wuv, ((h * vd) + v0 + j) * R + r, wb);
-                for (int64_t i = 0; i < nq; i++)
+                for (int i = 0; i < NQ; i++)
                     acc[j][i] = _mm512_fmadd_ps(w, o[i], acc[j][i]);
             }
         }
         for (int j = 0; j < 4; j++)
-            for (int64_t i = 0; i < nq; i++)
+            for (int i = 0; i < NQ; i++)
                 J->out[(i * H + h) * vd + v0 + j] = _mm512_reduce_add_ps(acc[j][i]);
+    }
+}
+
+KB_TARGET_AVX512 static void kb_mla_project_head(const mla_job *J, int64_t h)
+{
+    switch (J->s.n_q) {
+    case 1: kb_mla_project_nq(J, h, 1); break;
+    case 2: kb_mla_project_nq(J, h, 2); break;
+    case 3: kb_mla_project_nq(J, h, 3); break;
+    default: kb_mla_project_nq(J, h, 4); break;
     }
 }
 
