@@ -196,6 +196,6 @@ const kb_family kb_family_moe_ffn = {
     .rotated_read = rotated_read,
     .tol_nmse = 1e-9,
     .condition = condition,
-    .tol_cond = 1e-5,
+    .tol_cond = 1e-6,
     .test_shape = "tokens=3 E=6 K=2 hidden=64 ffn=64 group=32 shared=1",
 };

@@ -275,6 +275,6 @@ const kb_family kb_family_moe_layer = {
     .rotated_read = rotated_read,
     .tol_nmse = 1e-9,
     .condition = condition,
-    .tol_cond = 1e-5,
+    .tol_cond = 1e-6,
     .test_shape = "tokens=3 E=16 K=3 hidden=64 ffn=64 shared=1 route=2",
 };
