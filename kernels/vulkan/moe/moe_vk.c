@@ -351,8 +351,9 @@ static int record_ffn(mv_state *s, struct kb_vk *vk, const kb_moe_ffn *f, const 
     if (!decode) { /* pairs by expert */
         const uint32_t pb[8] = {P, (uint32_t)f->K, (uint32_t)f->S, (uint32_t)f->E, (uint32_t)f->NE,
                                 (uint32_t)m->ids, (uint32_t)m->eoff, (uint32_t)m->pl};
+        const uint32_t nospec[1] = {0}; /* no constants (a pointer all the same) */
         kb_vk_pipe *pp = kb_vk_pipe_get(vk, kb_spv_moe_bucket, sizeof kb_spv_moe_bucket, 1,
-                                        sizeof pb, NULL, 0, err, n);
+                                        sizeof pb, nospec, 0, err, n);
         const kb_vk_bind bb[1] = {{s->meta, 0, 0}};
         if (!pp || kb_vk_cmd_dispatch(s->cmd, pp, bb, pb, 1, 1, 1, err, n) != 0)
             return -1;
