@@ -142,17 +142,18 @@ KB_TARGET_MOE512 KB_INLINE void mf_bf16_row(const uint16_t *p, int64_t n, float 
     }
 }
 
-/* sum_g bias_g gs[g] over a row's ng groups (gs zero-padded to a multiple of 16). */
-KB_TARGET_MOE512 KB_INLINE float mf_bias_dot(const uint16_t *bi, int64_t ng, const float *gs)
+/* a + bias_g gs[g] over a row's ng groups (gs zero-padded to a multiple of 16), lane-wise:
+ * the caller's one reduction sums both. */
+KB_TARGET_MOE512 KB_INLINE __m512 mf_bias_dot(const uint16_t *bi, int64_t ng, const float *gs,
+                                              __m512 a)
 {
-    __m512 a = _mm512_setzero_ps();
     for (int64_t g = 0; g < ng; g += 16) {
         const __mmask16 m = ng - g >= 16 ? 0xFFFF : (__mmask16)((1u << (ng - g)) - 1);
         const __m512i v = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, bi + g));
         a = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)),
                             _mm512_loadu_ps(gs + g), a);
     }
-    return _mm512_reduce_add_ps(a);
+    return a;
 }
 
 /* lane j of a4/q4_0 -> block j/4 of the chunk; of a8 half h -> block 2h + j/8 */
@@ -206,7 +207,7 @@ KB_TARGET_MOE512 KB_INLINE void mf_dot_a4(const int G, const int T, const uint8_
         }
     }
     for (int t = 0; t < T; t++)
-        out[t] = _mm512_reduce_add_ps(acc[t]) + mf_bias_dot(bi, ng, v->gs + vi[t] * v->ngp);
+        out[t] = _mm512_reduce_add_ps(mf_bias_dot(bi, ng, v->gs + vi[t] * v->ngp, acc[t]));
 }
 
 /* a8: n codes at w, group G. */
@@ -258,7 +259,7 @@ KB_TARGET_MOE512 KB_INLINE void mf_dot_a8(const int G, const int T, const uint8_
         }
     }
     for (int t = 0; t < T; t++)
-        out[t] = _mm512_reduce_add_ps(acc[t]) + mf_bias_dot(bi, ng, v->gs + vi[t] * v->ngp);
+        out[t] = _mm512_reduce_add_ps(mf_bias_dot(bi, ng, v->gs + vi[t] * v->ngp, acc[t]));
 }
 
 /* q4_0: n weights (n / 32 blocks of 18 bytes) at w. */
