@@ -159,6 +159,8 @@ typedef struct kb_env {
     struct kb_vk *vk;  /* Vulkan implementations; NULL when no device */
 } kb_env;
 
+#define KB_REC_FOLDED UINT64_MAX /* rec_layout: the input lives in another input's layout */
+
 typedef struct kb_impl {
     const char *family; /* family name */
     const char *name;   /* "ref", "avx2", "avx512", "avx2_q8act", "vk", ... */
@@ -189,9 +191,13 @@ typedef struct kb_impl {
      * built on these four, for an implementation that has nothing else to do in prepare.
      * rec_layout: bytes of input i on the device in the kernel's own layout (an input it
      *   repacks: matvec weights), or 0 when the kernel reads input i as the tensor's bytes.
-     * rec_upload: writes input i (host tensor src) in that layout into dst, a range of
-     *   rec_layout bytes; called only for inputs whose rec_layout is not 0. May be NULL when
-     *   rec_layout always gives 0.
+     *   KB_REC_FOLDED: input i has no range of its own, its data lives in another input's
+     *   layout (affine matvec scales and biases, in the codes' layout).
+     * rec_upload: writes input i in that layout into dst, a range of rec_layout bytes, from
+     *   the host tensors in[] (all inputs: a layout may fold several); called only for inputs
+     *   whose rec_layout is neither 0 nor KB_REC_FOLDED. NULL when rec_layout always gives 0.
+     * rec_pad: bytes past the end of input i's range that the kernel reads (whole tiles of a
+     *   cache), which its caller keeps inside the buffer and finite (zeros); NULL: none.
      * rec_scratch: device bytes the kernel needs besides its tensors (split-K partials); 0
      *   none. NULL: none. The caller may share one scratch range among kernels it separates
      *   with barriers.
@@ -205,9 +211,10 @@ typedef struct kb_impl {
      *   with a message in err. The CPU needs no such form: cpu_run already works on tensors
      *   whose data point into the caller's memory. */
     uint64_t (*rec_layout)(const kb_env *env, const kb_case *c, int input);
-    int (*rec_upload)(const kb_env *env, const kb_case *c, int input, const kb_tensor *src,
+    int (*rec_upload)(const kb_env *env, const kb_case *c, int input, const kb_tensor *in,
                       const struct kb_vk_bind *dst, char *err, size_t errlen);
     uint64_t (*rec_scratch)(const kb_env *env, const kb_case *c);
+    uint64_t (*rec_pad)(const kb_env *env, const kb_case *c, int input);
     int (*record)(const kb_env *env, const kb_case *c, struct kb_vk_cmd *cmd,
                   const struct kb_vk_bind *in, const struct kb_vk_bind *out,
                   const struct kb_vk_bind *scratch, char *err, size_t errlen);

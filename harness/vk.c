@@ -1411,15 +1411,26 @@ void *kb_vk_rec_prepare(const kb_impl *impl, const kb_env *env, const kb_case *c
     kb_vk_bind bin[KB_MAX_TENSORS], bout[KB_MAX_TENSORS], bscr = {0};
     for (int i = 0; i < n_in; i++) {
         const uint64_t lay = impl->rec_layout ? impl->rec_layout(env, c, i) : 0;
-        if (lay) {
+        const uint64_t pad = impl->rec_pad ? impl->rec_pad(env, c, i) : 0;
+        if (lay == KB_REC_FOLDED) {
+            bin[i] = (kb_vk_bind){0};
+        } else if (lay) {
             if (!(s->in[i] = kb_vk_buf_create(vk, lay, err, errlen)))
                 goto fail;
             bin[i] = (kb_vk_bind){s->in[i], 0, lay};
-            if (impl->rec_upload(env, c, i, &in[i], &bin[i], err, errlen) != 0)
+            if (impl->rec_upload(env, c, i, in, &bin[i], err, errlen) != 0)
                 goto fail;
         } else {
-            if (!(s->in[i] = kb_vk_buf_from(vk, in[i].data, in[i].bytes, err, errlen)))
+            if (!(s->in[i] = kb_vk_buf_create(vk, in[i].bytes + pad, err, errlen)) ||
+                kb_vk_buf_write(s->in[i], 0, in[i].data, in[i].bytes, err, errlen) != 0)
                 goto fail;
+            if (pad) { /* the padding a kernel reads: zeros */
+                void *z = calloc(1, pad);
+                int rc = z ? kb_vk_buf_write(s->in[i], in[i].bytes, z, pad, err, errlen) : -1;
+                free(z);
+                if (rc != 0)
+                    goto fail;
+            }
             bin[i] = (kb_vk_bind){s->in[i], 0, in[i].bytes};
         }
     }
