@@ -34,10 +34,10 @@ void mdl_report_text(FILE *f, const mdl_report *r)
     config_line(f, r);
     for (int k = 0; k < r->nb; k++) {
         const mdl_bres *b = &r->b[k];
-        fprintf(f, "# backend %s%s%s: %s\n", b->name,
-                strcmp(b->name, "cpu") == 0 ? " (threads " : "",
-                strcmp(b->name, "cpu") == 0 ? (o->threads == 1 ? "1)" : o->threads == 2 ? "2)" : "n)") : "",
-                b->ran ? b->impls : b->err);
+        char thr[32] = "";
+        if (strcmp(b->name, "cpu") == 0)
+            snprintf(thr, sizeof thr, " (%d threads)", o->threads);
+        fprintf(f, "# backend %s%s: %s\n", b->name, thr, b->ran ? b->impls : b->err);
         if (b->low_precision)
             fprintf(f, "#   lower precision, logits tolerance %.0e: %s\n", b->tol, b->precision_why);
     }

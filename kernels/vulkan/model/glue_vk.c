@@ -150,7 +150,8 @@ static int rope_record(const kb_env *env, const kb_case *c, kb_vk_cmd *cmd, cons
     (void)scratch;
     const kb_vk_limits *L = kb_vk_get_limits(env->vk);
     const int64_t *p = c->p; /* heads, head_dim, rot, tokens, p0, theta */
-    kb_vk_pipe *pipe = kb_vk_pipe_get(env->vk, kb_spv_rope, sizeof kb_spv_rope, 4, 20, NULL, 0,
+    const uint32_t nospec[1] = {0}; /* no constants (a pointer all the same: memcpy, memcmp) */
+    kb_vk_pipe *pipe = kb_vk_pipe_get(env->vk, kb_spv_rope, sizeof kb_spv_rope, 4, 20, nospec, 0,
                                       err, errlen);
     if (!pipe)
         return -1;
