@@ -173,12 +173,16 @@ void kb_split(int64_t n, int64_t align, int tid, int nthreads, int64_t *lo, int6
 
 typedef enum { KB_BACKEND_CPU, KB_BACKEND_VULKAN } kb_backend;
 
-struct kb_vk; /* harness/vk.h */
+struct kb_vk;      /* harness/vk.h */
+struct kb_vk_cmd;  /* harness/vk.h: a command list */
+struct kb_vk_bind; /* harness/vk.h: a buffer range {buf, offset, range} */
 
 typedef struct kb_env {
     kb_pool *pool;     /* CPU implementations */
     struct kb_vk *vk;  /* Vulkan implementations; NULL when no device */
 } kb_env;
+
+#define KB_REC_FOLDED UINT64_MAX /* rec_layout: the input lives in another input's layout */
 
 typedef struct kb_impl {
     const char *family; /* family name */
@@ -210,6 +214,42 @@ typedef struct kb_impl {
      * poisoned by the runner, guard bytes included) over them again, so the check after timing
      * catches elements a kernel stopped writing. Required for Vulkan (a test checks it). */
     int (*reset)(void *state, const kb_tensor *out);
+
+
+    /* Recording form (Vulkan; README "Recording" in models/README.md): the kernel on device
+     * buffers its caller owns, recorded into its caller's command list, so that a model run
+     * keeps weights and caches resident and submits a whole step as one list. The suites time
+     * the same code: kb_vk_rec_prepare/run/finish/release (vk.h) are the general form above
+     * built on these four, for an implementation that has nothing else to do in prepare.
+     * rec_layout: bytes of input i on the device in the kernel's own layout (an input it
+     *   repacks: matvec weights), or 0 when the kernel reads input i as the tensor's bytes.
+     *   KB_REC_FOLDED: input i has no range of its own, its data lives in another input's
+     *   layout (affine matvec scales and biases, in the codes' layout).
+     * rec_upload: writes input i in that layout into dst, a range of rec_layout bytes, from
+     *   the host tensors in[] (all inputs: a layout may fold several); called only for inputs
+     *   whose rec_layout is neither 0 nor KB_REC_FOLDED. NULL when rec_layout always gives 0.
+     * rec_pad: bytes past the end of input i's range that the kernel reads (whole tiles of a
+     *   cache), which its caller keeps inside the buffer and finite (zeros); NULL: none.
+     * rec_scratch: device bytes the kernel needs besides its tensors (split-K partials); 0
+     *   none. NULL: none. The caller may share one scratch range among kernels it separates
+     *   with barriers.
+     * record: records the dispatches of case c into cmd, reading in[i] (one range per input,
+     *   in the kernel's layout) and writing out[o] (payload bytes), with scratch (NULL when
+     *   rec_scratch is 0). The kernel records the barriers between its own passes, none before
+     *   its first dispatch or after its last: the caller puts those between dependent kernels.
+     *   Ranges start at multiples of storage_align; an input the kernel repacks may span more
+     *   than max_storage_range (the kernel splits it), every other range at most that.
+     *   Elementwise families document which outputs may alias which inputs. Returns 0, or -1
+     *   with a message in err. The CPU needs no such form: cpu_run already works on tensors
+     *   whose data point into the caller's memory. */
+    uint64_t (*rec_layout)(const kb_env *env, const kb_case *c, int input);
+    int (*rec_upload)(const kb_env *env, const kb_case *c, int input, const kb_tensor *in,
+                      const struct kb_vk_bind *dst, char *err, size_t errlen);
+    uint64_t (*rec_scratch)(const kb_env *env, const kb_case *c);
+    uint64_t (*rec_pad)(const kb_env *env, const kb_case *c, int input);
+    int (*record)(const kb_env *env, const kb_case *c, struct kb_vk_cmd *cmd,
+                  const struct kb_vk_bind *in, const struct kb_vk_bind *out,
+                  const struct kb_vk_bind *scratch, char *err, size_t errlen);
 } kb_impl;
 
 /* ---- registry ------------------------------------------------------------------------------ */

@@ -20,6 +20,8 @@
 #include "suite.h"
 #include "sysinfo.h"
 
+int kb_model_main(int argc, char **argv); /* models/model_cli.c */
+
 #ifdef KB_HAVE_VULKAN
 struct kb_vk *kb_vk_create(int device_index, char *err, size_t errlen);
 void kb_vk_destroy(struct kb_vk *vk);
@@ -427,6 +429,8 @@ int main(int argc, char **argv)
     kb_options_default(&o);
     const char *suite = NULL, *shape = NULL, *json = NULL, *output = NULL, *perf_spec = NULL,
                *cal_path = NULL;
+    if (argc > 1 && strcmp(argv[1], "model") == 0) /* kbench model: models/model_cli.c */
+        return kb_model_main(argc - 1, argv + 1);
     int calibrate = argc > 1 && strcmp(argv[1], "calibrate") == 0;
     if (calibrate) { /* a subcommand: shift it away */
         argv[1] = argv[0];

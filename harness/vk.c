@@ -2,6 +2,8 @@
  * and timed command lists. Single-threaded by design: the runner drives one kernel at a time. */
 #include "vk.h"
 
+#include "kbench.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +64,7 @@ struct kb_vk {
     int npipes;
     int stats; /* KB_VK_PIPELINE_STATS set: report compiled-shader statistics */
     int float16; /* shaderFloat16 enabled */
+    int storage16; /* storageBuffer16BitAccess enabled */
     int coopmat_nv; /* VK_NV_cooperative_matrix enabled, with f16 16x16x16 -> f32 */
     kb_vk_limits lim;
     char desc[1024];
@@ -335,6 +338,7 @@ static void fill_limits(struct kb_vk *vk)
     o->timestamps = vk->ts_mask != 0 && l->timestampPeriod > 0;
     o->is_cpu = d->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
     o->float16 = vk->float16;
+    o->storage16 = vk->storage16;
     o->coopmat_nv = vk->coopmat_nv &&
                     (d->sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
                     (d->sg.supportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT) &&
@@ -531,6 +535,7 @@ struct kb_vk *kb_vk_create(int device_index, char *err, size_t errlen)
         vmm.vulkanMemoryModelAvailabilityVisibilityChains = VK_FALSE;
         cmf.cooperativeMatrixRobustBufferAccess = VK_FALSE;
         vk->float16 = f16f.shaderFloat16 == VK_TRUE;
+        vk->storage16 = s16.storageBuffer16BitAccess == VK_TRUE;
         vk->coopmat_nv = has_cm && cmf.cooperativeMatrix && f16f.shaderFloat16 &&
                          s16.storageBuffer16BitAccess && vmm.vulkanMemoryModel &&
                          coopmat_nv_f16_16x16(vk);
@@ -1024,33 +1029,58 @@ kb_vk_pipe *kb_vk_pipe_get(struct kb_vk *vk, const uint32_t *spv, size_t spv_byt
 struct kb_vk_cmd {
     struct kb_vk *vk;
     VkCommandBuffer cb;
-    VkDescriptorPool dpool;
-    VkQueryPool qpool; /* 2 timestamps; VK_NULL_HANDLE without timestamps */
+    VkDescriptorPool dpool; /* the first pool; growing lists add more in xpools */
+    VkDescriptorPool *xpools;
+    int nxpools;
+    int per_pool;  /* descriptor sets per pool */
+    int grow;      /* 1: add pools on demand (kb_vk_cmd_create_marked) */
+    VkQueryPool qpool; /* start, end, then max_marks marks; VK_NULL_HANDLE without timestamps */
+    int max_marks, nmarks;
     int max, n, ended;
 };
 
-kb_vk_cmd *kb_vk_cmd_create(struct kb_vk *vk, int max_dispatches, char *err, size_t errlen)
+static VkResult make_dpool(struct kb_vk *vk, int sets, VkDescriptorPool *dp)
+{
+    VkDescriptorPoolSize ps = {VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, (uint32_t)sets * KB_VK_MAX_BIND};
+    VkDescriptorPoolCreateInfo dpi = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
+                                      .maxSets = (uint32_t)sets,
+                                      .poolSizeCount = 1,
+                                      .pPoolSizes = &ps};
+    return vkCreateDescriptorPool(vk->dev, &dpi, NULL, dp);
+}
+
+/* Starts recording: a barrier that makes uploads and earlier lists visible, the start stamp. */
+static void cmd_begin(kb_vk_cmd *c)
+{
+    VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+    vkBeginCommandBuffer(c->cb, &bi);
+    all_barrier(c->cb); /* uploads and earlier lists are visible */
+    if (c->qpool) {
+        vkCmdResetQueryPool(c->cb, c->qpool, 0, 2 + (uint32_t)c->max_marks);
+        vkCmdWriteTimestamp(c->cb, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, c->qpool, 0);
+    }
+}
+
+static kb_vk_cmd *cmd_create(struct kb_vk *vk, int max_dispatches, int grow, int max_marks,
+                             char *err, size_t errlen)
 {
     kb_vk_cmd *c = calloc(1, sizeof *c);
-    if (!c || max_dispatches < 1) {
+    if (!c || max_dispatches < 1 || max_marks < 0) {
         free(c);
-        seterr(err, errlen, max_dispatches < 1 ? "no dispatches" : "out of memory");
+        seterr(err, errlen, !c ? "out of memory" : "no dispatches");
         return NULL;
     }
     c->vk = vk;
-    c->max = max_dispatches;
-    VkDescriptorPoolSize ps = {VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                               (uint32_t)max_dispatches * KB_VK_MAX_BIND};
-    VkDescriptorPoolCreateInfo dpi = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
-                                      .maxSets = (uint32_t)max_dispatches,
-                                      .poolSizeCount = 1,
-                                      .pPoolSizes = &ps};
+    c->grow = grow;
+    c->per_pool = max_dispatches;
+    c->max = grow ? INT32_MAX : max_dispatches;
+    c->max_marks = max_marks;
     VkCommandBufferAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
                                       .commandPool = vk->pool,
                                       .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
                                       .commandBufferCount = 1};
     VkResult r;
-    if ((r = vkCreateDescriptorPool(vk->dev, &dpi, NULL, &c->dpool)) != VK_SUCCESS ||
+    if ((r = make_dpool(vk, max_dispatches, &c->dpool)) != VK_SUCCESS ||
         (r = vkAllocateCommandBuffers(vk->dev, &ai, &c->cb)) != VK_SUCCESS) {
         seterr(err, errlen, "command list: %s", vkres(r));
         goto fail;
@@ -1058,23 +1088,49 @@ kb_vk_cmd *kb_vk_cmd_create(struct kb_vk *vk, int max_dispatches, char *err, siz
     if (vk->lim.timestamps) {
         VkQueryPoolCreateInfo qi = {.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
                                     .queryType = VK_QUERY_TYPE_TIMESTAMP,
-                                    .queryCount = 2};
+                                    .queryCount = 2 + (uint32_t)max_marks};
         if ((r = vkCreateQueryPool(vk->dev, &qi, NULL, &c->qpool)) != VK_SUCCESS) {
             seterr(err, errlen, "vkCreateQueryPool: %s", vkres(r));
             goto fail;
         }
     }
-    VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
-    vkBeginCommandBuffer(c->cb, &bi);
-    all_barrier(c->cb); /* uploads and earlier lists are visible */
-    if (c->qpool) {
-        vkCmdResetQueryPool(c->cb, c->qpool, 0, 2);
-        vkCmdWriteTimestamp(c->cb, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, c->qpool, 0);
-    }
+    cmd_begin(c);
     return c;
 fail:
     kb_vk_cmd_destroy(c);
     return NULL;
+}
+
+kb_vk_cmd *kb_vk_cmd_create(struct kb_vk *vk, int max_dispatches, char *err, size_t errlen)
+{
+    return cmd_create(vk, max_dispatches, 0, 0, err, errlen);
+}
+
+kb_vk_cmd *kb_vk_cmd_create_marked(struct kb_vk *vk, int max_marks, char *err, size_t errlen)
+{
+    return cmd_create(vk, 256, 1, max_marks, err, errlen);
+}
+
+/* The descriptor pool of the next dispatch: a growing list adds one when the last is full. */
+static VkDescriptorPool next_dpool(kb_vk_cmd *c, char *err, size_t errlen)
+{
+    const int k = c->n / c->per_pool;
+    if (k == 0)
+        return c->dpool;
+    if (k - 1 < c->nxpools)
+        return c->xpools[k - 1];
+    VkDescriptorPool *np = realloc(c->xpools, sizeof *np * (size_t)(c->nxpools + 1));
+    if (!np) {
+        seterr(err, errlen, "out of memory");
+        return VK_NULL_HANDLE;
+    }
+    c->xpools = np;
+    VkResult r = make_dpool(c->vk, c->per_pool, &np[c->nxpools]);
+    if (r != VK_SUCCESS) {
+        seterr(err, errlen, "descriptor pool: %s", vkres(r));
+        return VK_NULL_HANDLE;
+    }
+    return np[c->nxpools++];
 }
 
 int kb_vk_cmd_dispatch(kb_vk_cmd *c, const kb_vk_pipe *p, const kb_vk_bind *binds,
@@ -1095,8 +1151,11 @@ int kb_vk_cmd_dispatch(kb_vk_cmd *c, const kb_vk_pipe *p, const kb_vk_bind *bind
     }
     VkDescriptorBufferInfo bi[KB_VK_MAX_BIND];
     VkWriteDescriptorSet w[KB_VK_MAX_BIND];
+    VkDescriptorPool dp = next_dpool(c, err, errlen);
+    if (dp == VK_NULL_HANDLE)
+        return -1;
     VkDescriptorSetAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
-                                      .descriptorPool = c->dpool,
+                                      .descriptorPool = dp,
                                       .descriptorSetCount = 1,
                                       .pSetLayouts = &p->dsl};
     VkDescriptorSet set;
@@ -1210,7 +1269,223 @@ void kb_vk_cmd_destroy(kb_vk_cmd *c)
         vkFreeCommandBuffers(dev, c->vk->pool, 1, &c->cb);
     if (c->dpool)
         vkDestroyDescriptorPool(dev, c->dpool, NULL);
+    for (int i = 0; i < c->nxpools; i++)
+        vkDestroyDescriptorPool(dev, c->xpools[i], NULL);
+    free(c->xpools);
     if (c->qpool)
         vkDestroyQueryPool(dev, c->qpool, NULL);
     free(c);
+}
+
+/* ---- recording many kernels into one list ------------------------------------------------- */
+
+int kb_vk_cmd_mark(kb_vk_cmd *c)
+{
+    if (!c->qpool || c->ended || c->nmarks >= c->max_marks)
+        return -1;
+    vkCmdWriteTimestamp(c->cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, c->qpool,
+                        2 + (uint32_t)c->nmarks);
+    return c->nmarks++;
+}
+
+int kb_vk_cmd_mark_times(kb_vk_cmd *c, double *sec, int n, char *err, size_t errlen)
+{
+    struct kb_vk *vk = c->vk;
+    if (!c->qpool || n > c->nmarks || n < 0) {
+        seterr(err, errlen, "%d marks asked, %d recorded%s", n, c->nmarks,
+               c->qpool ? "" : " (no timestamps)");
+        return -1;
+    }
+    uint64_t *ts = malloc(sizeof *ts * (size_t)(n + 2));
+    if (!ts) {
+        seterr(err, errlen, "out of memory");
+        return -1;
+    }
+    VkResult r = vkGetQueryPoolResults(vk->dev, c->qpool, 0, (uint32_t)n + 2,
+                                       sizeof *ts * (size_t)(n + 2), ts, sizeof ts[0],
+                                       VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT);
+    if (r != VK_SUCCESS) {
+        free(ts);
+        seterr(err, errlen, "vkGetQueryPoolResults: %s", vkres(r));
+        return -1;
+    }
+    const double tick = (double)vk->di.props.limits.timestampPeriod * 1e-9;
+    for (int i = 0; i < n; i++)
+        sec[i] = (double)((ts[2 + i] - ts[0]) & vk->ts_mask) * tick;
+    free(ts);
+    return 0;
+}
+
+int kb_vk_cmd_reset(kb_vk_cmd *c, char *err, size_t errlen)
+{
+    struct kb_vk *vk = c->vk;
+    VkResult r = vkResetCommandBuffer(c->cb, 0);
+    if (r == VK_SUCCESS)
+        r = vkResetDescriptorPool(vk->dev, c->dpool, 0);
+    for (int i = 0; i < c->nxpools && r == VK_SUCCESS; i++)
+        r = vkResetDescriptorPool(vk->dev, c->xpools[i], 0);
+    if (r != VK_SUCCESS) {
+        seterr(err, errlen, "command list reset: %s", vkres(r));
+        return -1;
+    }
+    c->n = c->nmarks = c->ended = 0;
+    cmd_begin(c);
+    return 0;
+}
+
+int kb_vk_cmd_update(kb_vk_cmd *c, kb_vk_buf *b, uint64_t off, const void *data, uint64_t n,
+                     char *err, size_t errlen)
+{
+    if (c->ended || n == 0 || n > 65536 || n % 4 || off % 4) {
+        seterr(err, errlen, "update of %llu bytes at %llu: %s", (unsigned long long)n,
+               (unsigned long long)off,
+               c->ended ? "the list has ended" : "1 to 65536 bytes, multiples of 4");
+        return -1;
+    }
+    if (check_span(b, off, n, err, errlen) != 0)
+        return -1;
+    all_barrier(c->cb); /* earlier readers of the range are done */
+    vkCmdUpdateBuffer(c->cb, b->buf, off, n, data);
+    all_barrier(c->cb); /* later dispatches see the data */
+    return 0;
+}
+
+int kb_vk_cmd_copy(kb_vk_cmd *c, kb_vk_buf *src, uint64_t soff, kb_vk_buf *dst, uint64_t doff,
+                   uint64_t n, char *err, size_t errlen)
+{
+    if (c->ended) {
+        seterr(err, errlen, "command list: already ended");
+        return -1;
+    }
+    if (check_span(src, soff, n, err, errlen) || check_span(dst, doff, n, err, errlen))
+        return -1;
+    copy_args a = {src->buf, dst->buf, {soff, doff, n}};
+    rec_copy(c->cb, &a);
+    return 0;
+}
+
+int kb_vk_cmd_dispatches(const kb_vk_cmd *c) { return c->n; }
+
+kb_vk_buf *kb_vk_buf_create_host(struct kb_vk *vk, uint64_t bytes, char *err, size_t errlen)
+{
+    kb_vk_buf *b = buf_make(vk, bytes, vk->mem_staging, err, errlen);
+    if (b && !b->map) {
+        seterr(err, errlen, "host-visible memory could not be mapped");
+        kb_vk_buf_destroy(b);
+        return NULL;
+    }
+    return b;
+}
+
+const void *kb_vk_buf_map(const kb_vk_buf *b) { return b->map; }
+
+/* ---- the general form on top of the recording form ---------------------------------------- */
+
+typedef struct rec_state {
+    kb_vk_buf *in[KB_MAX_TENSORS], *out[KB_MAX_TENSORS], *scratch;
+    uint64_t obytes[KB_MAX_TENSORS]; /* payload + guard */
+    int n_out;
+    kb_vk_cmd *cmd;
+} rec_state;
+
+void kb_vk_rec_release(void *state)
+{
+    rec_state *s = state;
+    if (!s)
+        return;
+    kb_vk_cmd_destroy(s->cmd);
+    for (int i = 0; i < KB_MAX_TENSORS; i++) {
+        kb_vk_buf_destroy(s->in[i]);
+        kb_vk_buf_destroy(s->out[i]);
+    }
+    kb_vk_buf_destroy(s->scratch);
+    free(s);
+}
+
+void *kb_vk_rec_prepare(const kb_impl *impl, const kb_env *env, const kb_case *c,
+                        const kb_tensor *in, const kb_tensor *out, char *err, size_t errlen)
+{
+    struct kb_vk *vk = env->vk;
+    kb_tensor din[KB_MAX_TENSORS], dout[KB_MAX_TENSORS];
+    int n_in = 0, n_out = 0;
+    if (c->fam->describe(c->p, din, &n_in, dout, &n_out) != 0) {
+        seterr(err, errlen, "%s: the family cannot describe this shape", c->fam->name);
+        return NULL;
+    }
+    rec_state *s = calloc(1, sizeof *s);
+    if (!s) {
+        seterr(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->n_out = n_out;
+    kb_vk_bind bin[KB_MAX_TENSORS], bout[KB_MAX_TENSORS], bscr = {0};
+    for (int i = 0; i < n_in; i++) {
+        const uint64_t lay = impl->rec_layout ? impl->rec_layout(env, c, i) : 0;
+        const uint64_t pad = impl->rec_pad ? impl->rec_pad(env, c, i) : 0;
+        if (lay == KB_REC_FOLDED) {
+            bin[i] = (kb_vk_bind){0};
+        } else if (lay) {
+            if (!(s->in[i] = kb_vk_buf_create(vk, lay, err, errlen)))
+                goto fail;
+            bin[i] = (kb_vk_bind){s->in[i], 0, lay};
+            if (impl->rec_upload(env, c, i, in, &bin[i], err, errlen) != 0)
+                goto fail;
+        } else {
+            if (!(s->in[i] = kb_vk_buf_create(vk, in[i].bytes + pad, err, errlen)) ||
+                kb_vk_buf_write(s->in[i], 0, in[i].data, in[i].bytes, err, errlen) != 0)
+                goto fail;
+            if (pad) { /* the padding a kernel reads: zeros */
+                void *z = calloc(1, pad);
+                int rc = z ? kb_vk_buf_write(s->in[i], in[i].bytes, z, pad, err, errlen) : -1;
+                free(z);
+                if (rc != 0)
+                    goto fail;
+            }
+            bin[i] = (kb_vk_bind){s->in[i], 0, in[i].bytes};
+        }
+    }
+    for (int o = 0; o < n_out; o++) {
+        s->obytes[o] = out[o].bytes + KB_GUARD_BYTES;
+        if (!(s->out[o] = kb_vk_buf_from(vk, out[o].data, s->obytes[o], err, errlen)))
+            goto fail;
+        bout[o] = (kb_vk_bind){s->out[o], 0, out[o].bytes};
+    }
+    const uint64_t scr = impl->rec_scratch ? impl->rec_scratch(env, c) : 0;
+    if (scr) {
+        if (!(s->scratch = kb_vk_buf_create(vk, scr, err, errlen)))
+            goto fail;
+        bscr = (kb_vk_bind){s->scratch, 0, scr};
+    }
+    if (!(s->cmd = kb_vk_cmd_create_marked(vk, 0, err, errlen)) ||
+        impl->record(env, c, s->cmd, bin, bout, scr ? &bscr : NULL, err, errlen) != 0 ||
+        kb_vk_cmd_end(s->cmd, err, errlen) != 0)
+        goto fail;
+    return s;
+fail:
+    kb_vk_rec_release(s);
+    return NULL;
+}
+
+int kb_vk_rec_run(void *state, const kb_env *env, double *gpu_seconds)
+{
+    rec_state *s = state;
+    char err[256];
+    (void)env;
+    if (kb_vk_cmd_submit(s->cmd, gpu_seconds, err, sizeof err) != 0) {
+        fprintf(stderr, "vk: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+int kb_vk_rec_finish(void *state, kb_tensor *out)
+{
+    rec_state *s = state;
+    char err[256];
+    for (int o = 0; o < s->n_out; o++)
+        if (kb_vk_buf_read(s->out[o], 0, out[o].data, s->obytes[o], err, sizeof err) != 0) {
+            fprintf(stderr, "vk: %s\n", err);
+            return -1;
+        }
+    return 0;
 }

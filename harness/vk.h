@@ -48,6 +48,7 @@ typedef struct kb_vk_limits {
     int float16;                 /* shaderFloat16 enabled: f16 arithmetic in shaders */
     int coopmat_nv;              /* VK_NV_cooperative_matrix with f16 16x16x16 -> f32 products,
                                   * f16 storage buffers, subgroup shuffle and vote */
+    int storage16;               /* 16-bit storage buffers (storageBuffer16BitAccess) */
 } kb_vk_limits;
 const kb_vk_limits *kb_vk_get_limits(const struct kb_vk *vk);
 
@@ -95,6 +96,42 @@ int kb_vk_cmd_end(kb_vk_cmd *c, char *err, size_t errlen);
  * wall time of submit-and-wait when the queue has no timestamps. Returns 0 or -1. */
 int kb_vk_cmd_submit(kb_vk_cmd *c, double *seconds, char *err, size_t errlen);
 void kb_vk_cmd_destroy(kb_vk_cmd *c); /* NULL is fine */
+
+/* ---- recording many kernels into one list (model runs; kb_impl.record) ---- */
+/* A list whose descriptor pools grow on demand (no dispatch limit) and that holds up to
+ * max_marks timestamps besides its start and end. */
+kb_vk_cmd *kb_vk_cmd_create_marked(struct kb_vk *vk, int max_marks, char *err, size_t errlen);
+/* Writes a timestamp once all earlier commands are done; returns its index (0, 1, ...), or -1
+ * when the queue has no timestamps or the list's marks are used up. */
+int kb_vk_cmd_mark(kb_vk_cmd *c);
+/* After a submit: seconds from the list's start to each of marks 0..n-1. Returns 0 or -1. */
+int kb_vk_cmd_mark_times(kb_vk_cmd *c, double *sec, int n, char *err, size_t errlen);
+/* Empties a list for recording again (same pools, same marks). */
+int kb_vk_cmd_reset(kb_vk_cmd *c, char *err, size_t errlen);
+/* Host data into a buffer, in the list (n <= 65536, off and n multiples of 4). */
+int kb_vk_cmd_update(kb_vk_cmd *c, kb_vk_buf *b, uint64_t off, const void *data, uint64_t n,
+                     char *err, size_t errlen);
+/* A copy between buffers, in the list, after a barrier on earlier writes. */
+int kb_vk_cmd_copy(kb_vk_cmd *c, kb_vk_buf *src, uint64_t soff, kb_vk_buf *dst, uint64_t doff,
+                   uint64_t n, char *err, size_t errlen);
+int kb_vk_cmd_dispatches(const kb_vk_cmd *c); /* recorded so far */
+/* A host-visible buffer (results read back with kb_vk_buf_map after a list copied into it). */
+kb_vk_buf *kb_vk_buf_create_host(struct kb_vk *vk, uint64_t bytes, char *err, size_t errlen);
+const void *kb_vk_buf_map(const kb_vk_buf *b); /* NULL when not mapped */
+
+/* The general form (prepare/run/finish/release) of an implementation that has the recording
+ * form: uploads the inputs (in the kernel's layout) and outputs with their guard bytes, records
+ * once, submits per run. An implementation's prepare calls kb_vk_rec_prepare with itself. */
+struct kb_impl;
+struct kb_env;
+struct kb_case;
+struct kb_tensor;
+void *kb_vk_rec_prepare(const struct kb_impl *impl, const struct kb_env *env,
+                        const struct kb_case *c, const struct kb_tensor *in,
+                        const struct kb_tensor *out, char *err, size_t errlen);
+int kb_vk_rec_run(void *state, const struct kb_env *env, double *gpu_seconds);
+int kb_vk_rec_finish(void *state, struct kb_tensor *out);
+void kb_vk_rec_release(void *state);
 
 #ifdef __cplusplus
 }

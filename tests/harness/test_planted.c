@@ -46,6 +46,13 @@ static void planted(const kb_case *c, const kb_tensor *in, kb_tensor *out, kb_po
                 s += (double)y[i] * y[i];
             double rms = sqrt(s / (double)n);
             y[mid] += (float)(0.01 * (rms > 0 ? rms : 1.0));
+        } else if (t->dtype == KB_F16) { /* an f16 output (cvt_f16): the same in f16 */
+            uint16_t *y = t->data;
+            double s = 0;
+            for (int64_t i = 0; i < n; i++)
+                s += (double)kb_f16_to_f32(y[i]) * kb_f16_to_f32(y[i]);
+            double rms = sqrt(s / (double)n);
+            y[mid] = kb_f32_to_f16(kb_f16_to_f32(y[mid]) + (float)(0.01 * (rms > 0 ? rms : 1.0)));
         } else if (t->dtype == KB_I32) {
             ((int32_t *)t->data)[mid] += 1;
         } else {

@@ -160,16 +160,25 @@ static cm_state *cm_upload(struct kb_vk *vk, const kb_attn_shape *sh, uint32_t t
     return s;
 }
 
-/* Both families: one dispatch of attn_cm (decode: nsplit > 1 possible, then the combine). */
-static void *cm_prepare(const kb_env *env, const kb_attn_shape *sh, int decode,
-                        const kb_tensor *in, const kb_tensor *out, char *err, size_t errlen)
+/* Both families' plan for a case: the tile, grid, pipelines, split records (decode). Shared
+ * by prepare (the suites) and the recording form (model runs). */
+typedef struct cm_plan {
+    kb_vk_pipe *p, *pc;
+    cm_push push;
+    uint32_t tk, groups, kv_heads, heads, D, ns;
+    int decode;
+    uint64_t pad;                       /* bytes of zero rows K and V need past T */
+    uint64_t pobytes, pmbytes, scratch; /* decode records; scratch = both, aligned */
+} cm_plan;
+
+static int cm_make_plan(struct kb_vk *vk, const kb_attn_shape *sh, int decode, cm_plan *pl,
+                        char *err, size_t errlen)
 {
-    struct kb_vk *vk = env->vk;
     const kb_vk_limits *L = kb_vk_get_limits(vk);
     const uint32_t D = (uint32_t)sh->D, G = (uint32_t)(sh->heads / sh->kv_heads);
     cm_tile tile;
     if (cm_choose(L, D, decode, &tile, err, errlen) != 0)
-        return NULL;
+        return -1;
     const uint32_t tk = cm_tk(&tile, decode);
     const uint64_t nrows = (uint64_t)sh->n_q * G, nblk = (nrows + 15) / 16;
     const uint64_t tiles = ((uint64_t)sh->T + tk - 1) / tk;
@@ -178,7 +187,7 @@ static void *cm_prepare(const kb_env *env, const kb_attn_shape *sh, int decode,
         const uint64_t per = sh->kv_heads * nblk; /* workgroups per split */
         uint64_t want = (CM_DEC_TARGET_WG + per - 1) / per;
         if (kb_vk_attn_env_splits(&want, err, errlen) != 0)
-            return NULL;
+            return -1;
         want = want < 1 ? 1 : want > tiles ? tiles : want;
         split_len = (tiles + want - 1) / want * tk;
         nsplit = ((uint64_t)sh->T + split_len - 1) / split_len;
@@ -189,7 +198,7 @@ static void *cm_prepare(const kb_env *env, const kb_attn_shape *sh, int decode,
         (uint64_t)sh->T * sh->kv_heads * D + (uint64_t)tk * sh->kv_heads * D > UINT32_MAX) {
         snprintf(err, errlen, "grid %llu x %lld (or the cache's element count) exceeds the "
                  "device's limits", (unsigned long long)groups, (long long)sh->kv_heads);
-        return NULL;
+        return -1;
     }
     float th = 8.0f;
     const char *eth = getenv("KB_VK_CM_RESCALE");
@@ -199,7 +208,7 @@ static void *cm_prepare(const kb_env *env, const kb_attn_shape *sh, int decode,
         if (end == eth || *end || !(th >= 0.0f && th <= 14.0f)) {
             snprintf(err, errlen, "KB_VK_CM_RESCALE=%s: want a number from 0 to 14 (p <= 2^TH "
                      "must fit f16)", eth);
-            return NULL;
+            return -1;
         }
     }
     uint32_t th_bits;
@@ -207,62 +216,142 @@ static void *cm_prepare(const kb_env *env, const kb_attn_shape *sh, int decode,
     const uint32_t spec[10] = {tile.nr * L->subgroup_size, tile.nr, L->subgroup_size, D,
                                tile.bk, (uint32_t)sh->kv_f16, (uint32_t)decode, th_bits,
                                tile.prefetch != 0, tile.qshared != 0};
-    kb_vk_pipe *p = kb_vk_pipe_get(vk, kb_spv_attn_cm, sizeof kb_spv_attn_cm, 5,
-                                   sizeof(cm_push), spec, 10, err, errlen);
-    if (!p)
-        return NULL;
-    kb_vk_pipe *pc = NULL;
+    pl->p = kb_vk_pipe_get(vk, kb_spv_attn_cm, sizeof kb_spv_attn_cm, 5, sizeof(cm_push), spec,
+                           10, err, errlen);
+    if (!pl->p)
+        return -1;
+    pl->pc = NULL;
     if (decode) {
         const uint32_t spec2[1] = {D};
-        pc = kb_vk_pipe_get(vk, kb_spv_attn_decode_combine, sizeof kb_spv_attn_decode_combine,
-                            3, sizeof(uint32_t), spec2, 1, err, errlen);
-        if (!pc)
-            return NULL;
+        pl->pc = kb_vk_pipe_get(vk, kb_spv_attn_decode_combine,
+                                sizeof kb_spv_attn_decode_combine, 3, sizeof(uint32_t), spec2, 1,
+                                err, errlen);
+        if (!pl->pc)
+            return -1;
     }
-    cm_state *s = cm_upload(vk, sh, tk, in, out, err, errlen);
+    const uint64_t nrec = (uint64_t)sh->heads * nsplit * tile.nr; /* decode: per subgroup */
+    pl->pobytes = decode ? nrec * D * 4 : 0;
+    pl->pmbytes = decode ? nrec * 8 : 0;
+    pl->scratch = decode ? (pl->pobytes + L->storage_align - 1) / L->storage_align *
+                                   L->storage_align + pl->pmbytes
+                         : 0;
+    pl->pad = (uint64_t)tk * sh->kv_heads * sh->D * (sh->kv_f16 ? 2 : 4);
+    pl->push = (cm_push){(uint32_t)sh->n_q, (uint32_t)sh->p0, (uint32_t)sh->T,
+                         (uint32_t)sh->heads, (uint32_t)sh->kv_heads, G, (uint32_t)nrows,
+                         (uint32_t)nblk, (uint32_t)nsplit, (uint32_t)split_len,
+                         (float)(1.4426950408889634 / sqrt((double)D))};
+    pl->tk = tk;
+    pl->groups = (uint32_t)groups;
+    pl->kv_heads = (uint32_t)sh->kv_heads;
+    pl->heads = (uint32_t)sh->heads;
+    pl->D = D;
+    pl->ns = (uint32_t)(nsplit * tile.nr);
+    pl->decode = decode;
+    return 0;
+}
+
+/* q, k and v (ranges reaching pad bytes past T), o; decode records in po, pm. */
+static int cm_record_plan(const cm_plan *pl, kb_vk_cmd *cmd, const kb_vk_bind *q,
+                          const kb_vk_bind *k, const kb_vk_bind *v, const kb_vk_bind *o,
+                          const kb_vk_bind *po, const kb_vk_bind *pm, char *err, size_t errlen)
+{
+    const kb_vk_bind b[5] = {*q, *k, *v, pl->decode ? *po : *o, pl->decode ? *pm : *o};
+    if (kb_vk_cmd_dispatch(cmd, pl->p, b, &pl->push, pl->groups, pl->kv_heads, 1, err, errlen) !=
+        0)
+        return -1;
+    if (!pl->decode)
+        return 0;
+    const kb_vk_bind b2[3] = {*po, *pm, *o};
+    kb_vk_cmd_barrier(cmd);
+    return kb_vk_cmd_dispatch(cmd, pl->pc, b2, &pl->ns, pl->D / 32, pl->heads, 1, err, errlen);
+}
+
+static void *cm_prepare(const kb_env *env, const kb_attn_shape *sh, int decode,
+                        const kb_tensor *in, const kb_tensor *out, char *err, size_t errlen)
+{
+    struct kb_vk *vk = env->vk;
+    cm_plan pl;
+    if (cm_make_plan(vk, sh, decode, &pl, err, errlen) != 0)
+        return NULL;
+    cm_state *s = cm_upload(vk, sh, pl.tk, in, out, err, errlen);
     if (!s)
         return NULL;
-    const uint64_t nrec = (uint64_t)sh->heads * nsplit * tile.nr; /* decode: per subgroup */
-    const uint64_t pobytes = nrec * D * 4, pmbytes = nrec * 8;
-    if (decode && pobytes > L->max_storage_range) {
+    if (decode && pl.pobytes > kb_vk_get_limits(vk)->max_storage_range) {
         snprintf(err, errlen, "split records (%llu bytes) exceed the storage binding",
-                 (unsigned long long)pobytes);
+                 (unsigned long long)pl.pobytes);
         goto fail;
     }
-    if ((decode && (!(s->part_o = kb_vk_buf_create(vk, pobytes, err, errlen)) ||
-                    !(s->part_ml = kb_vk_buf_create(vk, pmbytes, err, errlen)))) ||
+    if ((decode && (!(s->part_o = kb_vk_buf_create(vk, pl.pobytes, err, errlen)) ||
+                    !(s->part_ml = kb_vk_buf_create(vk, pl.pmbytes, err, errlen)))) ||
         !(s->cmd = kb_vk_cmd_create(vk, 2, err, errlen)))
         goto fail;
-    const cm_push push = {(uint32_t)sh->n_q, (uint32_t)sh->p0, (uint32_t)sh->T,
-                          (uint32_t)sh->heads, (uint32_t)sh->kv_heads, G, (uint32_t)nrows,
-                          (uint32_t)nblk, (uint32_t)nsplit, (uint32_t)split_len,
-                          (float)(1.4426950408889634 / sqrt((double)D))};
-    const kb_vk_bind b[5] = {{s->q, 0, in[AT_Q].bytes},
-                             {s->k, 0, 0},
-                             {s->v, 0, 0},
-                             decode ? (kb_vk_bind){s->part_o, 0, pobytes}
-                                    : (kb_vk_bind){s->o, 0, out[AT_O].bytes},
-                             decode ? (kb_vk_bind){s->part_ml, 0, pmbytes}
-                                    : (kb_vk_bind){s->o, 0, out[AT_O].bytes}};
-    if (kb_vk_cmd_dispatch(s->cmd, p, b, &push, (uint32_t)groups, (uint32_t)sh->kv_heads, 1,
-                           err, errlen) != 0)
-        goto fail;
-    if (decode) {
-        const kb_vk_bind b2[3] = {{s->part_o, 0, pobytes},
-                                  {s->part_ml, 0, pmbytes},
-                                  {s->o, 0, out[AT_O].bytes}};
-        const uint32_t ns = (uint32_t)(nsplit * tile.nr);
-        kb_vk_cmd_barrier(s->cmd);
-        if (kb_vk_cmd_dispatch(s->cmd, pc, b2, &ns, D / 32, (uint32_t)sh->heads, 1, err,
-                               errlen) != 0)
-            goto fail;
-    }
-    if (kb_vk_cmd_end(s->cmd, err, errlen) != 0)
+    const kb_vk_bind q = {s->q, 0, in[AT_Q].bytes}, k = {s->k, 0, 0}, v = {s->v, 0, 0},
+                     o = {s->o, 0, out[AT_O].bytes}, po = {s->part_o, 0, pl.pobytes},
+                     pm = {s->part_ml, 0, pl.pmbytes};
+    if (cm_record_plan(&pl, s->cmd, &q, &k, &v, &o, &po, &pm, err, errlen) != 0 ||
+        kb_vk_cmd_end(s->cmd, err, errlen) != 0)
         goto fail;
     return s;
 fail:
     cm_release(s);
     return NULL;
+}
+
+static void cm_shape(const kb_case *c, kb_attn_shape *sh)
+{
+    if (strcmp(c->fam->name, "attn_decode") == 0)
+        kb_attn_decode_shape(c->p, sh);
+    else
+        kb_attn_prefill_shape(c->p, sh);
+}
+
+static uint64_t cm_rec_scratch(const kb_env *env, const kb_case *c)
+{
+    kb_attn_shape sh;
+    cm_plan pl;
+    char err[256];
+    cm_shape(c, &sh);
+    return cm_make_plan(env->vk, &sh, strcmp(c->fam->name, "attn_decode") == 0,
+                        &pl, err, sizeof err) == 0 ? pl.scratch : 0;
+}
+
+static uint64_t cm_rec_pad(const kb_env *env, const kb_case *c, int input)
+{
+    kb_attn_shape sh;
+    cm_plan pl;
+    char err[256];
+    cm_shape(c, &sh);
+    if (input != AT_K && input != AT_V)
+        return 0;
+    return cm_make_plan(env->vk, &sh, strcmp(c->fam->name, "attn_decode") == 0, &pl, err,
+                        sizeof err) == 0 ? pl.pad : 0;
+}
+
+static int cm_record(const kb_env *env, const kb_case *c, kb_vk_cmd *cmd, const kb_vk_bind *in,
+                     const kb_vk_bind *out, const kb_vk_bind *scratch, char *err, size_t errlen)
+{
+    kb_attn_shape sh;
+    cm_plan pl;
+    cm_shape(c, &sh);
+    const int decode = strcmp(c->fam->name, "attn_decode") == 0;
+    if (cm_make_plan(env->vk, &sh, decode, &pl, err, errlen) != 0)
+        return -1;
+    if (decode && (!scratch || scratch->range < pl.scratch)) {
+        snprintf(err, errlen, "decode attention needs %llu bytes of scratch",
+                 (unsigned long long)pl.scratch);
+        return -1;
+    }
+    /* the caller keeps pl.pad zero bytes after K and V (rec_pad): whole tiles are staged */
+    const kb_vk_bind k = {in[AT_K].buf, in[AT_K].offset, in[AT_K].range + pl.pad};
+    const kb_vk_bind v = {in[AT_V].buf, in[AT_V].offset, in[AT_V].range + pl.pad};
+    const uint64_t al = kb_vk_get_limits(env->vk)->storage_align;
+    kb_vk_bind po = {0}, pm = {0};
+    if (decode) {
+        po = (kb_vk_bind){scratch->buf, scratch->offset, pl.pobytes};
+        pm = (kb_vk_bind){scratch->buf, scratch->offset + (pl.pobytes + al - 1) / al * al,
+                          pl.pmbytes};
+    }
+    return cm_record_plan(&pl, cmd, &in[AT_Q], &k, &v, &out[AT_O], &po, &pm, err, errlen);
 }
 
 static void *cm_dec_prepare(const kb_env *env, const kb_case *c, const kb_tensor *in,
@@ -330,6 +419,7 @@ static const char *cm_available(const kb_env *env)
 }
 
 #define CM_PREPARE(f) f
+#define CM_REC(f) f
 #else
 /* Not built: the implementations list, and say why. */
 static const char *cm_available(const kb_env *env)
@@ -338,6 +428,7 @@ static const char *cm_available(const kb_env *env)
     return "not built: glslang lacks GL_NV_cooperative_matrix";
 }
 #define CM_PREPARE(f) NULL
+#define CM_REC(f) NULL
 #define cm_run NULL
 #define cm_finish NULL
 #define cm_release NULL
@@ -360,6 +451,9 @@ const kb_impl kb_impl_attn_decode_vk_cm = {
     .finish = cm_finish,
     .reset = cm_reset,
     .release = cm_release,
+    .rec_scratch = CM_REC(cm_rec_scratch),
+    .rec_pad = CM_REC(cm_rec_pad),
+    .record = CM_REC(cm_record),
 };
 
 const kb_impl kb_impl_attn_prefill_vk_cm = {
@@ -375,4 +469,7 @@ const kb_impl kb_impl_attn_prefill_vk_cm = {
     .finish = cm_finish,
     .reset = cm_reset,
     .release = cm_release,
+    .rec_scratch = CM_REC(cm_rec_scratch),
+    .rec_pad = CM_REC(cm_rec_pad),
+    .record = CM_REC(cm_record),
 };

@@ -130,10 +130,18 @@ static uint64_t dec_staged_shared(uint32_t lpt, uint32_t D, uint32_t gh, uint32_
            2 * r * gh4 * 16 + r * D * 4;
 }
 
-static void *dec_prepare(const kb_env *env, const kb_case *c, const kb_tensor *in,
-                         const kb_tensor *out, char *err, size_t errlen)
+/* The decode's plan for a case: pipelines, grid, split records (scratch). Shared by prepare
+ * (the suites) and the recording form (model runs). */
+typedef struct dec_plan {
+    kb_vk_pipe *p1, *p2;
+    dec_push pc1;
+    uint32_t nsplit, cells, heads, D;
+    uint64_t pobytes, pmbytes, scratch; /* records: o, (m, l); scratch = both, aligned */
+} dec_plan;
+
+static int dec_make_plan(struct kb_vk *vk, const kb_case *c, dec_plan *pl, char *err,
+                         size_t errlen)
 {
-    struct kb_vk *vk = env->vk;
     const kb_vk_limits *L = kb_vk_get_limits(vk);
     kb_attn_shape sh;
     kb_attn_decode_shape(c->p, &sh);
@@ -146,7 +154,7 @@ static void *dec_prepare(const kb_env *env, const kb_case *c, const kb_tensor *i
     /* splits: about DEC_TARGET_WG workgroups, whole tiles each */
     uint64_t want = (DEC_TARGET_WG + cells - 1) / cells;
     if (kb_vk_attn_env_splits(&want, err, errlen) != 0)
-        return NULL;
+        return -1;
     if (want > tiles)
         want = tiles;
     if (want < 1)
@@ -158,14 +166,14 @@ static void *dec_prepare(const kb_env *env, const kb_case *c, const kb_tensor *i
         (uint64_t)sh.heads > L->max_wg_count[1] || DEC_WG > L->max_wg_invocations) {
         snprintf(err, errlen, "decode grid %u x %llu exceeds the device's limits", nsplit,
                  (unsigned long long)cells);
-        return NULL;
+        return -1;
     }
 
     const uint32_t kv_f16 = (uint32_t)sh.kv_f16, D = (uint32_t)sh.D;
     const uint32_t nu = D / (kv_f16 ? 8 : 4); /* 16-byte units per row: 8 .. 64 */
     const int variant = dec_variant(err, errlen);
     if (variant == -2)
-        return NULL;
+        return -1;
     uint32_t lpt = 0; /* staged rows per lane per tile; 0: direct */
     if (variant >= 0) {
         const uint32_t asked = (uint32_t)(variant ? variant : DEC_LPT);
@@ -178,10 +186,9 @@ static void *dec_prepare(const kb_env *env, const kb_case *c, const kb_tensor *i
                      "shared memory, the device has %u", lpt0,
                      (unsigned long long)dec_staged_shared(lpt0, D, gh, kv_f16),
                      L->max_shared_bytes);
-            return NULL;
+            return -1;
         }
     }
-    kb_vk_pipe *p1;
     if (lpt > 0) {
         float slack = DEC_SLACK;
         const char *e = getenv("KB_VK_ATTN_RESCALE");
@@ -190,65 +197,109 @@ static void *dec_prepare(const kb_env *env, const kb_case *c, const kb_tensor *i
             slack = strtof(e, &end);
             if (*end || !(slack >= 0.0f && slack <= 32.0f)) {
                 snprintf(err, errlen, "KB_VK_ATTN_RESCALE=%s: expected a number in 0 .. 32", e);
-                return NULL;
+                return -1;
             }
         }
         uint32_t spec1[6] = {DEC_WG, D, gh, kv_f16, lpt, 0};
         memcpy(&spec1[5], &slack, sizeof slack); /* a float specialization constant */
-        p1 = kb_vk_pipe_get(vk, kb_spv_attn_decode_staged, sizeof kb_spv_attn_decode_staged, 5,
-                            sizeof(dec_push), spec1, 6, err, errlen);
+        pl->p1 = kb_vk_pipe_get(vk, kb_spv_attn_decode_staged, sizeof kb_spv_attn_decode_staged,
+                                5, sizeof(dec_push), spec1, 6, err, errlen);
     } else {
         const uint32_t sg_min = L->subgroup_min < DEC_WG ? L->subgroup_min : DEC_WG;
         const uint32_t spec1[5] = {DEC_WG, sg_min, D, gh, kv_f16};
-        p1 = kb_vk_pipe_get(vk, kb_spv_attn_decode, sizeof kb_spv_attn_decode, 5,
-                            sizeof(dec_push), spec1, 5, err, errlen);
+        pl->p1 = kb_vk_pipe_get(vk, kb_spv_attn_decode, sizeof kb_spv_attn_decode, 5,
+                                sizeof(dec_push), spec1, 5, err, errlen);
     }
-    if (!p1)
-        return NULL;
+    if (!pl->p1)
+        return -1;
     const uint32_t spec2[1] = {D};
-    kb_vk_pipe *p2 = kb_vk_pipe_get(vk, kb_spv_attn_decode_combine,
-                                    sizeof kb_spv_attn_decode_combine, 3, sizeof(comb_push),
-                                    spec2, 1, err, errlen);
-    if (!p2)
-        return NULL;
+    pl->p2 = kb_vk_pipe_get(vk, kb_spv_attn_decode_combine, sizeof kb_spv_attn_decode_combine, 3,
+                            sizeof(comb_push), spec2, 1, err, errlen);
+    if (!pl->p2)
+        return -1;
+    const uint64_t nrec = (uint64_t)sh.heads * nsplit;
+    pl->pobytes = nrec * (uint64_t)D * 4;
+    pl->pmbytes = nrec * 8;
+    if (pl->pobytes > L->max_storage_range) {
+        snprintf(err, errlen, "split records (%llu bytes) exceed the storage binding",
+                 (unsigned long long)pl->pobytes);
+        return -1;
+    }
+    const uint64_t al = L->storage_align;
+    pl->scratch = (pl->pobytes + al - 1) / al * al + pl->pmbytes;
+    pl->pc1 = (dec_push){(uint32_t)sh.T, (uint32_t)sh.kv_heads, (uint32_t)G, split_len, nsplit,
+                         nhc, log2e_scale(sh.D)};
+    pl->nsplit = nsplit;
+    pl->cells = (uint32_t)cells;
+    pl->heads = (uint32_t)sh.heads;
+    pl->D = D;
+    return 0;
+}
 
+/* Pass 1, a barrier, the combine: q, k, v, o as bindings, records in po and pm. */
+static int dec_record_plan(const dec_plan *pl, kb_vk_cmd *cmd, const kb_vk_bind *q,
+                           const kb_vk_bind *k, const kb_vk_bind *v, const kb_vk_bind *o,
+                           const kb_vk_bind *po, const kb_vk_bind *pm, char *err, size_t errlen)
+{
+    const kb_vk_bind b1[5] = {*q, *k, *v, *po, *pm};
+    const kb_vk_bind b2[3] = {*po, *pm, *o};
+    const comb_push pc2 = {pl->nsplit};
+    if (kb_vk_cmd_dispatch(cmd, pl->p1, b1, &pl->pc1, pl->nsplit, pl->cells, 1, err, errlen) != 0)
+        return -1;
+    kb_vk_cmd_barrier(cmd);
+    return kb_vk_cmd_dispatch(cmd, pl->p2, b2, &pc2, pl->D / 32, pl->heads, 1, err, errlen);
+}
+
+static void *dec_prepare(const kb_env *env, const kb_case *c, const kb_tensor *in,
+                         const kb_tensor *out, char *err, size_t errlen)
+{
+    struct kb_vk *vk = env->vk;
+    dec_plan pl;
+    if (dec_make_plan(vk, c, &pl, err, errlen) != 0)
+        return NULL;
     at_state *s = upload(vk, in, out, err, errlen);
     if (!s)
         return NULL;
-    const uint64_t nrec = (uint64_t)sh.heads * nsplit;
-    const uint64_t pobytes = nrec * (uint64_t)D * 4, pmbytes = nrec * 8;
-    if (pobytes > L->max_storage_range) {
-        snprintf(err, errlen, "split records (%llu bytes) exceed the storage binding",
-                 (unsigned long long)pobytes);
-        goto fail;
-    }
-    if (!(s->part_o = kb_vk_buf_create(vk, pobytes, err, errlen)) ||
-        !(s->part_ml = kb_vk_buf_create(vk, pmbytes, err, errlen)) ||
+    if (!(s->part_o = kb_vk_buf_create(vk, pl.pobytes, err, errlen)) ||
+        !(s->part_ml = kb_vk_buf_create(vk, pl.pmbytes, err, errlen)) ||
         !(s->cmd = kb_vk_cmd_create(vk, 2, err, errlen)))
         goto fail;
-
-    const kb_vk_bind b1[5] = {{s->q, 0, in[AT_Q].bytes},
-                              {s->k, 0, in[AT_K].bytes},
-                              {s->v, 0, in[AT_V].bytes},
-                              {s->part_o, 0, pobytes},
-                              {s->part_ml, 0, pmbytes}};
-    const dec_push pc1 = {(uint32_t)sh.T, (uint32_t)sh.kv_heads, (uint32_t)G, split_len, nsplit,
-                          nhc, log2e_scale(sh.D)};
-    const kb_vk_bind b2[3] = {{s->part_o, 0, pobytes},
-                              {s->part_ml, 0, pmbytes},
-                              {s->o, 0, out[AT_O].bytes}};
-    const comb_push pc2 = {nsplit};
-    if (kb_vk_cmd_dispatch(s->cmd, p1, b1, &pc1, nsplit, (uint32_t)cells, 1, err, errlen) != 0)
-        goto fail;
-    kb_vk_cmd_barrier(s->cmd);
-    if (kb_vk_cmd_dispatch(s->cmd, p2, b2, &pc2, D / 32, (uint32_t)sh.heads, 1, err, errlen) !=
-            0 ||
+    const kb_vk_bind q = {s->q, 0, in[AT_Q].bytes}, k = {s->k, 0, in[AT_K].bytes},
+                     v = {s->v, 0, in[AT_V].bytes}, o = {s->o, 0, out[AT_O].bytes},
+                     po = {s->part_o, 0, pl.pobytes}, pm = {s->part_ml, 0, pl.pmbytes};
+    if (dec_record_plan(&pl, s->cmd, &q, &k, &v, &o, &po, &pm, err, errlen) != 0 ||
         kb_vk_cmd_end(s->cmd, err, errlen) != 0)
         goto fail;
     return s;
 fail:
     at_release(s);
     return NULL;
+}
+
+static uint64_t dec_rec_scratch(const kb_env *env, const kb_case *c)
+{
+    dec_plan pl;
+    char err[256];
+    return dec_make_plan(env->vk, c, &pl, err, sizeof err) == 0 ? pl.scratch : 0;
+}
+
+static int dec_record(const kb_env *env, const kb_case *c, kb_vk_cmd *cmd, const kb_vk_bind *in,
+                      const kb_vk_bind *out, const kb_vk_bind *scratch, char *err, size_t errlen)
+{
+    dec_plan pl;
+    if (dec_make_plan(env->vk, c, &pl, err, errlen) != 0)
+        return -1;
+    if (!scratch || scratch->range < pl.scratch) {
+        snprintf(err, errlen, "decode attention needs %llu bytes of scratch",
+                 (unsigned long long)pl.scratch);
+        return -1;
+    }
+    const uint64_t al = kb_vk_get_limits(env->vk)->storage_align;
+    const kb_vk_bind po = {scratch->buf, scratch->offset, pl.pobytes};
+    const kb_vk_bind pm = {scratch->buf, scratch->offset + (pl.pobytes + al - 1) / al * al,
+                           pl.pmbytes};
+    return dec_record_plan(&pl, cmd, &in[AT_Q], &in[AT_K], &in[AT_V], &out[AT_O], &po, &pm, err,
+                           errlen);
 }
 
 /* ---- prefill ---- */
@@ -294,10 +345,16 @@ static const pre_tile *pre_choose(const kb_vk_limits *L, uint32_t D, pre_tile *f
     return NULL;
 }
 
-static void *pre_prepare(const kb_env *env, const kb_case *c, const kb_tensor *in,
-                         const kb_tensor *out, char *err, size_t errlen)
+/* The prefill's pipeline, grid and push constants for a case. */
+typedef struct pre_plan {
+    kb_vk_pipe *p;
+    pre_push pc;
+    uint32_t nblk, heads;
+} pre_plan;
+
+static int pre_make_plan(struct kb_vk *vk, const kb_case *c, pre_plan *pl, char *err,
+                         size_t errlen)
 {
-    struct kb_vk *vk = env->vk;
     const kb_vk_limits *L = kb_vk_get_limits(vk);
     kb_attn_shape sh;
     kb_attn_prefill_shape(c->p, &sh);
@@ -307,43 +364,72 @@ static void *pre_prepare(const kb_env *env, const kb_case *c, const kb_tensor *i
     if (!tile) {
         snprintf(err, errlen, "no prefill tile (of KB_VK_ATTN_TILE) fits %u bytes of shared "
                  "memory", L->max_shared_bytes);
-        return NULL;
+        return -1;
     }
     const uint32_t nblk = (uint32_t)((sh.n_q + tile->bq - 1) / tile->bq);
     if (nblk > L->max_wg_count[0] || (uint64_t)sh.heads > L->max_wg_count[1]) {
         snprintf(err, errlen, "prefill grid %u x %lld exceeds the device's limits", nblk,
                  (long long)sh.heads);
-        return NULL;
+        return -1;
     }
     const uint32_t spec[6] = {8 * tile->bq / tile->rq, D, tile->bq, tile->rq, tile->bk,
                               (uint32_t)sh.kv_f16};
-    kb_vk_pipe *p = kb_vk_pipe_get(vk, kb_spv_attn_prefill, sizeof kb_spv_attn_prefill, 4,
-                                   sizeof(pre_push), spec, 6, err, errlen);
-    if (!p)
+    pl->p = kb_vk_pipe_get(vk, kb_spv_attn_prefill, sizeof kb_spv_attn_prefill, 4,
+                           sizeof(pre_push), spec, 6, err, errlen);
+    if (!pl->p)
+        return -1;
+    pl->pc = (pre_push){(uint32_t)sh.n_q,
+                        (uint32_t)sh.p0,
+                        (uint32_t)sh.heads,
+                        (uint32_t)sh.kv_heads,
+                        (uint32_t)(sh.heads / sh.kv_heads),
+                        nblk,
+                        log2e_scale(sh.D)};
+    pl->nblk = nblk;
+    pl->heads = (uint32_t)sh.heads;
+    return 0;
+}
+
+static int pre_record_plan(const pre_plan *pl, kb_vk_cmd *cmd, const kb_vk_bind *in,
+                           const kb_vk_bind *out, char *err, size_t errlen)
+{
+    const kb_vk_bind b[4] = {in[AT_Q], in[AT_K], in[AT_V], out[AT_O]};
+    return kb_vk_cmd_dispatch(cmd, pl->p, b, &pl->pc, pl->nblk, pl->heads, 1, err, errlen);
+}
+
+static void *pre_prepare(const kb_env *env, const kb_case *c, const kb_tensor *in,
+                         const kb_tensor *out, char *err, size_t errlen)
+{
+    struct kb_vk *vk = env->vk;
+    pre_plan pl;
+    if (pre_make_plan(vk, c, &pl, err, errlen) != 0)
         return NULL;
     at_state *s = upload(vk, in, out, err, errlen);
     if (!s)
         return NULL;
     if (!(s->cmd = kb_vk_cmd_create(vk, 1, err, errlen)))
         goto fail;
-    const kb_vk_bind b[4] = {{s->q, 0, in[AT_Q].bytes},
+    const kb_vk_bind b[3] = {{s->q, 0, in[AT_Q].bytes},
                              {s->k, 0, in[AT_K].bytes},
-                             {s->v, 0, in[AT_V].bytes},
-                             {s->o, 0, out[AT_O].bytes}};
-    const pre_push pc = {(uint32_t)sh.n_q,
-                         (uint32_t)sh.p0,
-                         (uint32_t)sh.heads,
-                         (uint32_t)sh.kv_heads,
-                         (uint32_t)(sh.heads / sh.kv_heads),
-                         nblk,
-                         log2e_scale(sh.D)};
-    if (kb_vk_cmd_dispatch(s->cmd, p, b, &pc, nblk, (uint32_t)sh.heads, 1, err, errlen) != 0 ||
+                             {s->v, 0, in[AT_V].bytes}};
+    const kb_vk_bind o = {s->o, 0, out[AT_O].bytes};
+    if (pre_record_plan(&pl, s->cmd, b, &o, err, errlen) != 0 ||
         kb_vk_cmd_end(s->cmd, err, errlen) != 0)
         goto fail;
     return s;
 fail:
     at_release(s);
     return NULL;
+}
+
+static int pre_record(const kb_env *env, const kb_case *c, kb_vk_cmd *cmd, const kb_vk_bind *in,
+                      const kb_vk_bind *out, const kb_vk_bind *scratch, char *err, size_t errlen)
+{
+    (void)scratch;
+    pre_plan pl;
+    if (pre_make_plan(env->vk, c, &pl, err, errlen) != 0)
+        return -1;
+    return pre_record_plan(&pl, cmd, in, out, err, errlen);
 }
 
 /* ---- shared ---- */
@@ -408,6 +494,8 @@ const kb_impl kb_impl_attn_decode_vk = {
     .finish = at_finish,
     .reset = at_reset,
     .release = at_release,
+    .rec_scratch = dec_rec_scratch,
+    .record = dec_record,
 };
 
 const kb_impl kb_impl_attn_prefill_vk = {
@@ -420,4 +508,5 @@ const kb_impl kb_impl_attn_prefill_vk = {
     .finish = at_finish,
     .reset = at_reset,
     .release = at_release,
+    .record = pre_record,
 };

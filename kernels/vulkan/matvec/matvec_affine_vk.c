@@ -342,11 +342,162 @@ static const char *av_available(const kb_env *env)
     return NULL;
 }
 
+/* ---- recording form (one matrix: experts = 0; the moe group adds experts) ----
+ * The weight layout in one range: chunks of rows as prepare makes them (codes, then scales and
+ * biases at storage_align), one after another, then 16 zero bytes that serve as idx = {0} and
+ * etab = {0}. Scales and biases are folded into it (KB_REC_FOLDED). */
+typedef struct av_plan {
+    kb_mva m;
+    av_geom g;
+    int64_t chunk, nchunks;
+    uint64_t align, zoff, total;
+    uint32_t wg, rps;
+} av_plan;
+
+static int av_make_plan(int bits, const kb_vk_limits *L, const kb_case *c, av_plan *pl, char *err,
+                        size_t errlen)
+{
+    kb_mva_get(c->p, bits, &pl->m);
+    if (pl->m.experts) {
+        snprintf(err, errlen, "the recording form takes one matrix (experts = 0) for now");
+        return -1;
+    }
+    pl->g = geometry(&pl->m);
+    choose_shape(L, &pl->m, &pl->wg, &pl->rps);
+    pl->align = L->storage_align > 16 ? L->storage_align : 16;
+    uint64_t cap = L->max_storage_range < (1ull << 31) ? L->max_storage_range : (1ull << 31);
+    cap = cap / 16 * 16;
+    int64_t chunk = (int64_t)(cap / pl->g.qrow);
+    if (pl->g.drow && (int64_t)(cap / pl->g.drow) < chunk)
+        chunk = (int64_t)(cap / pl->g.drow);
+    if (chunk > pl->m.rows)
+        chunk = pl->m.rows;
+    if (chunk < 1) {
+        snprintf(err, errlen, "one row (%llu bytes of codes) exceeds the %llu-byte binding",
+                 (unsigned long long)pl->g.qrow, (unsigned long long)cap);
+        return -1;
+    }
+    pl->chunk = chunk;
+    pl->nchunks = (pl->m.rows + chunk - 1) / chunk;
+    uint64_t off = 0;
+    for (int64_t k = 0; k < pl->nchunks; k++) {
+        const int64_t n = pl->m.rows - k * chunk < chunk ? pl->m.rows - k * chunk : chunk;
+        off += round_up((uint64_t)n * pl->g.qrow, pl->align) +
+               round_up((uint64_t)n * pl->g.drow, pl->align);
+    }
+    pl->zoff = off;
+    pl->total = off + pl->align;
+    return 0;
+}
+
+/* Chunk k: rows [*r0, *r0 + *n), codes at *qoff, scales at *doff (offsets in the layout). */
+static void av_chunk(const av_plan *pl, int64_t k, int64_t *r0, int64_t *n, uint64_t *qoff,
+                     uint64_t *doff)
+{
+    uint64_t off = 0;
+    for (int64_t i = 0;; i++) {
+        const int64_t s0 = i * pl->chunk;
+        const int64_t m = pl->m.rows - s0 < pl->chunk ? pl->m.rows - s0 : pl->chunk;
+        const uint64_t q = off, d = off + round_up((uint64_t)m * pl->g.qrow, pl->align);
+        if (i == k) {
+            *r0 = s0;
+            *n = m;
+            *qoff = q;
+            *doff = d;
+            return;
+        }
+        off = d + round_up((uint64_t)m * pl->g.drow, pl->align);
+    }
+}
+
+static uint64_t av_layout(int bits, const kb_env *env, const kb_case *c, int input)
+{
+    av_plan pl;
+    char err[128];
+    if (av_make_plan(bits, kb_vk_get_limits(env->vk), c, &pl, err, sizeof err) != 0)
+        return 0;
+    if (input == 0)
+        return pl.total;
+    return bits != MVA_BF16_BITS && (input == AF_S || input == AF_B) ? KB_REC_FOLDED : 0;
+}
+
+static int av_upload(int bits, const kb_env *env, const kb_case *c, int input, const kb_tensor *in,
+                     const kb_vk_bind *dst, char *err, size_t errlen)
+{
+    av_plan pl;
+    if (input != 0 || av_make_plan(bits, kb_vk_get_limits(env->vk), c, &pl, err, errlen) != 0)
+        return -1;
+    for (int64_t k = 0; k < pl.nchunks; k++) {
+        int64_t r0, n;
+        uint64_t qoff, doff;
+        av_chunk(&pl, k, &r0, &n, &qoff, &doff);
+        if (upload_rows(dst->buf, &pl.m, &pl.g, in, 0, r0, n, 0, dst->offset + qoff,
+                        dst->offset + doff, err, errlen) != 0)
+            return -1;
+    }
+    const uint8_t zeros[16] = {0};
+    return kb_vk_buf_write(dst->buf, dst->offset + pl.zoff, zeros, sizeof zeros, err, errlen);
+}
+
+static int av_record(int bits, const uint32_t *spv, size_t spv_bytes, const kb_env *env,
+                     const kb_case *c, kb_vk_cmd *cmd, const kb_vk_bind *in,
+                     const kb_vk_bind *out, char *err, size_t errlen)
+{
+    const kb_vk_limits *L = kb_vk_get_limits(env->vk);
+    av_plan pl;
+    if (av_make_plan(bits, L, c, &pl, err, errlen) != 0)
+        return -1;
+    const int bf = bits == MVA_BF16_BITS;
+    const kb_vk_bind *w = &in[0], *x = &in[bf ? BF_X : AF_X];
+    uint32_t spec[5] = {pl.wg, pl.rps, (uint32_t)pl.m.tokens, pl.g.nv % (32 * pl.g.gp) != 0,
+                        bf ? 32u : (uint32_t)pl.m.group};
+    kb_vk_pipe *pipe = kb_vk_pipe_get(env->vk, spv, spv_bytes, AV_NBIND, sizeof(av_push), spec, 5,
+                                      err, errlen);
+    if (!pipe)
+        return -1;
+    const kb_vk_bind z = {w->buf, w->offset + pl.zoff, 16};
+    const uint32_t nsg = pl.wg / L->subgroup_size;
+    for (int64_t k = 0; k < pl.nchunks; k++) {
+        int64_t r0, n;
+        uint64_t qoff, doff;
+        av_chunk(&pl, k, &r0, &n, &qoff, &doff);
+        const uint64_t qlen = (uint64_t)n * pl.g.qrow, dlen = (uint64_t)n * pl.g.drow;
+        const kb_vk_bind b[AV_NBIND] = {
+            {w->buf, w->offset + qoff, qlen},
+            dlen ? (kb_vk_bind){w->buf, w->offset + doff, dlen} : z,
+            *x, out[MVA_Y], z, z};
+        const av_push pc = {(uint32_t)n,    (uint32_t)pl.g.nv, (uint32_t)pl.g.nchunk,
+                            (uint32_t)r0,   (uint32_t)pl.m.rows, 0u, 1u};
+        uint64_t groups = ((uint64_t)n + pl.rps - 1) / pl.rps, wgs = (groups + nsg - 1) / nsg;
+        if (wgs > L->max_wg_count[0])
+            wgs = L->max_wg_count[0];
+        if (kb_vk_cmd_dispatch(cmd, pipe, b, &pc, (uint32_t)wgs, 1, 1, err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 #define AV_IMPL(fam, bits, spv)                                                                    \
     static void *prepare_##fam(const kb_env *env, const kb_case *c, const kb_tensor *in,          \
                                const kb_tensor *out, char *err, size_t errlen)                    \
     {                                                                                              \
         return av_prepare(bits, spv, sizeof spv, env, c, in, out, err, errlen);                    \
+    }                                                                                              \
+    static uint64_t layout_##fam(const kb_env *env, const kb_case *c, int input)                  \
+    {                                                                                              \
+        return av_layout(bits, env, c, input);                                                     \
+    }                                                                                              \
+    static int upload_##fam(const kb_env *env, const kb_case *c, int input, const kb_tensor *in,  \
+                            const kb_vk_bind *dst, char *err, size_t errlen)                       \
+    {                                                                                              \
+        return av_upload(bits, env, c, input, in, dst, err, errlen);                               \
+    }                                                                                              \
+    static int record_##fam(const kb_env *env, const kb_case *c, kb_vk_cmd *cmd,                   \
+                            const kb_vk_bind *in, const kb_vk_bind *out,                           \
+                            const kb_vk_bind *scratch, char *err, size_t errlen)                   \
+    {                                                                                              \
+        (void)scratch;                                                                             \
+        return av_record(bits, spv, sizeof spv, env, c, cmd, in, out, err, errlen);                \
     }                                                                                              \
     const kb_impl kb_impl_##fam##_vk = {                                                           \
         .family = #fam,                                                                            \
@@ -358,6 +509,9 @@ static const char *av_available(const kb_env *env)
         .finish = av_finish,                                                                       \
         .reset = av_reset,                                                                         \
         .release = av_release,                                                                     \
+        .rec_layout = layout_##fam,                                                                \
+        .rec_upload = upload_##fam,                                                                \
+        .record = record_##fam,                                                                    \
     };
 
 AV_IMPL(matvec_a8, 8, kb_spv_matvec_a8)

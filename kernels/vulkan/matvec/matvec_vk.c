@@ -154,84 +154,175 @@ static int upload_rows(mv_state *s, const mv_format *f, const mv_geom *g, const 
     return rc;
 }
 
-static void *mv_prepare(const mv_format *f, const kb_env *env, const kb_case *c,
-                        const kb_tensor *in, const kb_tensor *out, char *err, size_t errlen)
-{
-    struct kb_vk *vk = env->vk;
-    const kb_vk_limits *L = kb_vk_get_limits(vk);
-    const int64_t rows = c->p[MV_ROWS], cols = c->p[MV_COLS], tokens = c->p[MV_TOKENS];
-    const mv_geom g = geometry(f, cols);
+/* Where a matrix's rows go on the device (one buffer, offsets from its start): chunks of rows
+ * whose codes fit one binding, each chunk's codes then its scales, at storage_align. The same
+ * plan serves prepare (the suites) and the recording form (model runs). */
+typedef struct mv_plan {
+    mv_geom g;
+    int64_t rows, tokens, chunk;
+    int nchunks;
+    uint64_t align, total;
     uint32_t wg, rps;
-    choose_shape(L, rows, tokens, &wg, &rps);
+} mv_plan;
 
+static int mv_make_plan(const mv_format *f, const kb_vk_limits *L, const kb_case *c, mv_plan *pl,
+                        char *err, size_t errlen)
+{
+    const int64_t rows = c->p[MV_ROWS], cols = c->p[MV_COLS], tokens = c->p[MV_TOKENS];
+    pl->g = geometry(f, cols);
+    pl->rows = rows;
+    pl->tokens = tokens;
+    choose_shape(L, rows, tokens, &pl->wg, &pl->rps);
     /* Chunk rows so that each chunk's codes and scales fit one binding. */
-    const uint64_t align = L->storage_align > 16 ? L->storage_align : 16;
+    pl->align = L->storage_align > 16 ? L->storage_align : 16;
     uint64_t cap = L->max_storage_range < (1ull << 31) ? L->max_storage_range : (1ull << 31);
     cap = cap / 16 * 16;
-    int64_t chunk = (int64_t)(cap / g.qrow);
+    int64_t chunk = (int64_t)(cap / pl->g.qrow);
     if (chunk > rows)
         chunk = rows;
     if (chunk < 1) {
         snprintf(err, errlen, "one row (%llu bytes of codes) exceeds the %llu-byte binding range",
-                 (unsigned long long)g.qrow, (unsigned long long)cap);
-        return NULL;
+                 (unsigned long long)pl->g.qrow, (unsigned long long)cap);
+        return -1;
     }
-    const uint64_t xbytes = in[MV_X].bytes, ybytes = out[MV_Y].bytes;
-    if (xbytes > L->max_storage_range || ybytes > L->max_storage_range) {
-        snprintf(err, errlen, "x (%llu bytes) or y (%llu bytes) exceeds the %llu-byte binding",
-                 (unsigned long long)xbytes, (unsigned long long)ybytes,
-                 (unsigned long long)L->max_storage_range);
-        return NULL;
-    }
-    const int nchunks = (int)((rows + chunk - 1) / chunk);
-    uint64_t total = 0;
-    for (int k = 0; k < nchunks; k++) {
+    pl->chunk = chunk;
+    pl->nchunks = (int)((rows + chunk - 1) / chunk);
+    pl->total = 0;
+    for (int k = 0; k < pl->nchunks; k++) {
         int64_t n = rows - k * chunk < chunk ? rows - k * chunk : chunk;
-        total += round_up((uint64_t)n * g.qrow, align) + round_up((uint64_t)n * g.drow, align);
+        pl->total += round_up((uint64_t)n * pl->g.qrow, pl->align) +
+                     round_up((uint64_t)n * pl->g.drow, pl->align);
     }
+    return 0;
+}
 
-    uint32_t spec[4] = {wg, rps, (uint32_t)tokens, g.nv % (32 * f->groups) != 0};
+/* Chunk k: its rows [*r0, *r0 + *n) and the offsets of its codes and scales. */
+static void mv_chunk(const mv_plan *pl, int k, int64_t *r0, int64_t *n, uint64_t *qoff,
+                     uint64_t *doff)
+{
+    uint64_t off = 0;
+    for (int i = 0;; i++) {
+        const int64_t s0 = i * pl->chunk, m = pl->rows - s0 < pl->chunk ? pl->rows - s0 : pl->chunk;
+        const uint64_t q = off, d = off + round_up((uint64_t)m * pl->g.qrow, pl->align);
+        if (i == k) {
+            *r0 = s0;
+            *n = m;
+            *qoff = q;
+            *doff = d;
+            return;
+        }
+        off = d + round_up((uint64_t)m * pl->g.drow, pl->align);
+    }
+}
+
+static int mv_upload_plan(kb_vk_buf *w, uint64_t base, const mv_format *f, const mv_plan *pl,
+                          const uint8_t *src, char *err, size_t errlen)
+{
+    mv_state tmp = {.w = w};
+    for (int k = 0; k < pl->nchunks; k++) {
+        int64_t r0, n;
+        uint64_t qoff, doff;
+        mv_chunk(pl, k, &r0, &n, &qoff, &doff);
+        if (upload_rows(&tmp, f, &pl->g, src, r0, n, base + qoff, base + doff, err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The dispatches of one matvec: w, x, y as bindings (w spanning the whole plan). */
+static int mv_record_plan(const mv_format *f, struct kb_vk *vk, const mv_plan *pl, kb_vk_cmd *cmd,
+                          const kb_vk_bind *w, const kb_vk_bind *x, const kb_vk_bind *y,
+                          char *err, size_t errlen)
+{
+    const kb_vk_limits *L = kb_vk_get_limits(vk);
+    uint32_t spec[4] = {pl->wg, pl->rps, (uint32_t)pl->tokens,
+                        pl->g.nv % (32 * f->groups) != 0};
     kb_vk_pipe *pipe = kb_vk_pipe_get(vk, f->spv, f->spv_bytes, 4, sizeof(mv_push), spec, 4,
                                       err, errlen);
+    if (!pipe)
+        return -1;
+    if (x->range > L->max_storage_range || y->range > L->max_storage_range) {
+        snprintf(err, errlen, "x (%llu bytes) or y (%llu bytes) exceeds the %llu-byte binding",
+                 (unsigned long long)x->range, (unsigned long long)y->range,
+                 (unsigned long long)L->max_storage_range);
+        return -1;
+    }
+    const uint32_t nsg = pl->wg / L->subgroup_size; /* subgroups per workgroup, as expected */
+    for (int k = 0; k < pl->nchunks; k++) {
+        int64_t r0, n;
+        uint64_t qoff, doff;
+        mv_chunk(pl, k, &r0, &n, &qoff, &doff);
+        const uint64_t qlen = (uint64_t)n * pl->g.qrow, dlen = (uint64_t)n * pl->g.drow;
+        kb_vk_bind b[4] = {{w->buf, w->offset + qoff, qlen}, {w->buf, w->offset + doff, dlen},
+                           *x, *y};
+        mv_push pc = {(uint32_t)n, (uint32_t)pl->g.nv, (uint32_t)pl->g.nchunk, (uint32_t)r0,
+                      (uint32_t)pl->rows};
+        uint64_t groups = ((uint64_t)n + pl->rps - 1) / pl->rps, wgs = (groups + nsg - 1) / nsg;
+        if (wgs > L->max_wg_count[0])
+            wgs = L->max_wg_count[0];
+        if (kb_vk_cmd_dispatch(cmd, pipe, b, &pc, (uint32_t)wgs, 1, 1, err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void *mv_prepare(const mv_format *f, const kb_env *env, const kb_case *c,
+                        const kb_tensor *in, const kb_tensor *out, char *err, size_t errlen)
+{
+    struct kb_vk *vk = env->vk;
+    mv_plan pl;
+    if (mv_make_plan(f, kb_vk_get_limits(vk), c, &pl, err, errlen) != 0)
+        return NULL;
+    const uint64_t xbytes = in[MV_X].bytes, ybytes = out[MV_Y].bytes;
     mv_state *s = calloc(1, sizeof *s);
-    if (!pipe || !s) {
-        if (!s)
-            snprintf(err, errlen, "out of memory");
-        free(s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
         return NULL;
     }
     s->ybytes = ybytes + KB_GUARD_BYTES;
-    if (!(s->w = kb_vk_buf_create(vk, total, err, errlen)) ||
+    if (!(s->w = kb_vk_buf_create(vk, pl.total, err, errlen)) ||
         !(s->x = kb_vk_buf_from(vk, in[MV_X].data, xbytes, err, errlen)) ||
         !(s->y = kb_vk_buf_from(vk, out[MV_Y].data, s->ybytes, err, errlen)) ||
-        !(s->cmd = kb_vk_cmd_create(vk, nchunks, err, errlen)))
+        !(s->cmd = kb_vk_cmd_create(vk, pl.nchunks, err, errlen)))
         goto fail;
-
-    const uint32_t nsg = wg / L->subgroup_size; /* subgroups per workgroup, as expected */
-    uint64_t off = 0;
-    for (int k = 0; k < nchunks; k++) {
-        const int64_t r0 = k * chunk, n = rows - r0 < chunk ? rows - r0 : chunk;
-        const uint64_t qlen = (uint64_t)n * g.qrow, dlen = (uint64_t)n * g.drow;
-        const uint64_t qoff = off, doff = off + round_up(qlen, align);
-        off = doff + round_up(dlen, align);
-        if (upload_rows(s, f, &g, in[MV_W].data, r0, n, qoff, doff, err, errlen) != 0)
-            goto fail;
-        kb_vk_bind b[4] = {{s->w, qoff, qlen}, {s->w, doff, dlen}, {s->x, 0, xbytes},
-                           {s->y, 0, ybytes}};
-        mv_push pc = {(uint32_t)n, (uint32_t)g.nv, (uint32_t)g.nchunk, (uint32_t)r0,
-                      (uint32_t)rows};
-        uint64_t groups = ((uint64_t)n + rps - 1) / rps, wgs = (groups + nsg - 1) / nsg;
-        if (wgs > L->max_wg_count[0])
-            wgs = L->max_wg_count[0];
-        if (kb_vk_cmd_dispatch(s->cmd, pipe, b, &pc, (uint32_t)wgs, 1, 1, err, errlen) != 0)
-            goto fail;
-    }
-    if (kb_vk_cmd_end(s->cmd, err, errlen) != 0)
+    const kb_vk_bind w = {s->w, 0, pl.total}, x = {s->x, 0, xbytes}, y = {s->y, 0, ybytes};
+    if (mv_upload_plan(s->w, 0, f, &pl, in[MV_W].data, err, errlen) != 0 ||
+        mv_record_plan(f, vk, &pl, s->cmd, &w, &x, &y, err, errlen) != 0 ||
+        kb_vk_cmd_end(s->cmd, err, errlen) != 0)
         goto fail;
     return s;
 fail:
     mv_release(s);
     return NULL;
+}
+
+/* ---- recording form ---- */
+
+static uint64_t mv_layout(const mv_format *f, const kb_env *env, const kb_case *c, int input)
+{
+    mv_plan pl;
+    char err[16];
+    if (input != MV_W || mv_make_plan(f, kb_vk_get_limits(env->vk), c, &pl, err, sizeof err))
+        return 0;
+    return pl.total;
+}
+
+static int mv_upload(const mv_format *f, const kb_env *env, const kb_case *c, int input,
+                     const kb_tensor *in, const kb_vk_bind *dst, char *err, size_t errlen)
+{
+    mv_plan pl;
+    if (input != MV_W || mv_make_plan(f, kb_vk_get_limits(env->vk), c, &pl, err, errlen) != 0)
+        return -1;
+    return mv_upload_plan(dst->buf, dst->offset, f, &pl, in[MV_W].data, err, errlen);
+}
+
+static int mv_record(const mv_format *f, const kb_env *env, const kb_case *c, kb_vk_cmd *cmd,
+                     const kb_vk_bind *in, const kb_vk_bind *out, char *err, size_t errlen)
+{
+    mv_plan pl;
+    if (mv_make_plan(f, kb_vk_get_limits(env->vk), c, &pl, err, errlen) != 0)
+        return -1;
+    return mv_record_plan(f, env->vk, &pl, cmd, &in[MV_W], &in[MV_X], &out[MV_Y], err, errlen);
 }
 
 static int mv_run(void *state, const kb_env *env, double *gpu_seconds)
@@ -279,6 +370,26 @@ static const char *mv_available(const kb_env *env)
     return NULL;
 }
 
+#define MV_REC(NAME, F)                                                                          \
+    static uint64_t layout_##NAME(const kb_env *env, const kb_case *c, int input)                \
+    {                                                                                            \
+        return mv_layout(&F, env, c, input);                                                     \
+    }                                                                                            \
+    static int upload_##NAME(const kb_env *env, const kb_case *c, int input, const kb_tensor *in,\
+                             const kb_vk_bind *dst, char *err, size_t errlen)                    \
+    {                                                                                            \
+        return mv_upload(&F, env, c, input, in, dst, err, errlen);                               \
+    }                                                                                            \
+    static int record_##NAME(const kb_env *env, const kb_case *c, kb_vk_cmd *cmd,                \
+                             const kb_vk_bind *in, const kb_vk_bind *out,                        \
+                             const kb_vk_bind *scratch, char *err, size_t errlen)                \
+    {                                                                                            \
+        (void)scratch;                                                                           \
+        return mv_record(&F, env, c, cmd, in, out, err, errlen);                                 \
+    }
+MV_REC(q4, Q4)
+MV_REC(q8, Q8)
+
 static void *prepare_q4(const kb_env *env, const kb_case *c, const kb_tensor *in,
                         const kb_tensor *out, char *err, size_t errlen)
 {
@@ -301,6 +412,9 @@ const kb_impl kb_impl_matvec_q4_0_vk = {
     .finish = mv_finish,
     .reset = mv_reset,
     .release = mv_release,
+    .rec_layout = layout_q4,
+    .rec_upload = upload_q4,
+    .record = record_q4,
 };
 
 const kb_impl kb_impl_matvec_q8_0_vk = {
@@ -313,4 +427,7 @@ const kb_impl kb_impl_matvec_q8_0_vk = {
     .finish = mv_finish,
     .reset = mv_reset,
     .release = mv_release,
+    .rec_layout = layout_q8,
+    .rec_upload = upload_q8,
+    .record = record_q8,
 };
