@@ -1,8 +1,15 @@
-/* Vulkan attention on cooperative matrices ("vk_cm"): attn_cm.coopmat.comp (see its comment)
- * for attn_prefill, and for attn_decode with split-KV records merged by
- * attn_decode_combine.comp, as the scalar "vk" decode does. Optional twice over: built only
- * where glslang compiles GL_NV_cooperative_matrix (KB_HAVE_COOPMAT_NV), run only on devices
- * with VK_NV_cooperative_matrix f16 16x16x16 -> f32 (kb_vk_limits.coopmat_nv).
+/* Vulkan attention on cooperative matrices: attn_cm.glsl (see its comment) for attn_prefill, and
+ * for attn_decode with split-KV records merged by attn_decode_combine.comp, as the scalar "vk"
+ * decode does. Two implementations of each family from the one source, with the same host
+ * code, tiles and tolerance:
+ *   "vk_cm"      GL_NV_cooperative_matrix (attn_cm.coopmat.comp): built where glslang compiles
+ *                it (KB_HAVE_COOPMAT_NV), run on devices with VK_NV_cooperative_matrix
+ *                f16 16x16x16 -> f32 (kb_vk_limits.coopmat_nv);
+ *   "vk_cm_khr"  GL_KHR_cooperative_matrix (attn_cm_khr.coopmat_khr.comp): built where glslang
+ *                compiles it and the Vulkan headers know it (KB_HAVE_COOPMAT_KHR: glslang 15,
+ *                scripts/install-deps.sh), run on devices offering VK_KHR_cooperative_matrix
+ *                f16 16x16x16 -> f32 at subgroup scope (kb_vk_limits.coopmat_khr): tensor
+ *                cores on GPUs without the NV extension.
  * Tuning: KB_VK_CM_TILE=NR,BK[,PREFETCH[,QSHARED]] (subgroups per workgroup, keys per subgroup
  * and tile, next tile into registers, Q from shared memory) replaces the choice;
  * KB_VK_ATTN_SPLITS=N sets the decode's number of key ranges; KB_VK_CM_RESCALE=X sets the
@@ -16,10 +23,13 @@
 #include "attn_vk_env.h"
 #include "vk.h"
 
-#ifdef KB_HAVE_COOPMAT_NV
+#if defined(KB_HAVE_COOPMAT_NV) || defined(KB_HAVE_COOPMAT_KHR)
+#define CM_ANY 1
+#endif
+
+#ifdef CM_ANY
 #include <math.h>
 
-#include "attn_cm.spv.h"
 #include "attn_decode_combine.spv.h"
 
 /* Decode workgroups to aim for (kv heads x row blocks x splits): about one per SM of an
@@ -63,7 +73,7 @@ static uint32_t cm_tk(const cm_tile *t, int decode) { return decode ? t->nr * t-
 /* Bytes of shared memory attn_cm.coopmat.comp declares. */
 static uint64_t cm_shared(const cm_tile *t, int decode, uint32_t D, uint32_t sgs)
 {
-    const uint64_t lpr = sgs / 16, nq = t->qshared ? (decode ? 1 : t->nr) : 0;
+    const uint64_t lpr = sgs >= 16 ? sgs / 16 : 1, nq = t->qshared ? (decode ? 1 : t->nr) : 0;
     return 2ull * cm_tk(t, decode) * (D + 8) * 2 +
            (uint64_t)t->nr * 16 * ((t->bk + 4 * lpr) * 4 + (t->bk + 8) * 2 + 4) +
            (nq ? nq * 16 * (D + 8) * 2 : 16);
@@ -160,9 +170,11 @@ static cm_state *cm_upload(struct kb_vk *vk, const kb_attn_shape *sh, uint32_t t
     return s;
 }
 
-/* Both families: one dispatch of attn_cm (decode: nsplit > 1 possible, then the combine). */
+/* Both families, either extension (spv: attn_cm or attn_cm_khr): one dispatch of it (decode:
+ * nsplit > 1 possible, then the combine). */
 static void *cm_prepare(const kb_env *env, const kb_attn_shape *sh, int decode,
-                        const kb_tensor *in, const kb_tensor *out, char *err, size_t errlen)
+                        const uint32_t *spv, size_t spv_bytes, const kb_tensor *in,
+                        const kb_tensor *out, char *err, size_t errlen)
 {
     struct kb_vk *vk = env->vk;
     const kb_vk_limits *L = kb_vk_get_limits(vk);
@@ -207,8 +219,8 @@ static void *cm_prepare(const kb_env *env, const kb_attn_shape *sh, int decode,
     const uint32_t spec[10] = {tile.nr * L->subgroup_size, tile.nr, L->subgroup_size, D,
                                tile.bk, (uint32_t)sh->kv_f16, (uint32_t)decode, th_bits,
                                tile.prefetch != 0, tile.qshared != 0};
-    kb_vk_pipe *p = kb_vk_pipe_get(vk, kb_spv_attn_cm, sizeof kb_spv_attn_cm, 5,
-                                   sizeof(cm_push), spec, 10, err, errlen);
+    kb_vk_pipe *p = kb_vk_pipe_get(vk, spv, spv_bytes, 5, sizeof(cm_push), spec, 10, err,
+                                   errlen);
     if (!p)
         return NULL;
     kb_vk_pipe *pc = NULL;
@@ -265,22 +277,6 @@ fail:
     return NULL;
 }
 
-static void *cm_dec_prepare(const kb_env *env, const kb_case *c, const kb_tensor *in,
-                            const kb_tensor *out, char *err, size_t errlen)
-{
-    kb_attn_shape sh;
-    kb_attn_decode_shape(c->p, &sh);
-    return cm_prepare(env, &sh, 1, in, out, err, errlen);
-}
-
-static void *cm_pre_prepare(const kb_env *env, const kb_case *c, const kb_tensor *in,
-                            const kb_tensor *out, char *err, size_t errlen)
-{
-    kb_attn_shape sh;
-    kb_attn_prefill_shape(c->p, &sh);
-    return cm_prepare(env, &sh, 0, in, out, err, errlen);
-}
-
 static int cm_run(void *state, const kb_env *env, double *gpu_seconds)
 {
     cm_state *s = state;
@@ -304,57 +300,88 @@ static int cm_finish(void *state, kb_tensor *out)
     return 0;
 }
 
-static const char *cm_available(const kb_env *env)
+/* What both need of the device besides the extension. */
+static const char *cm_fits(const kb_env *env)
 {
-    if (!env->vk)
-        return "no Vulkan device";
     const kb_vk_limits *L = kb_vk_get_limits(env->vk);
-    if (!L->coopmat_nv)
-        return "device lacks VK_NV_cooperative_matrix (f16 16x16x16 -> f32) or what it needs";
-    if (L->subgroup_size < 16 || L->subgroup_size > 64 || L->subgroup_min != L->subgroup_size)
-        return "needs a fixed subgroup size of 16 to 64";
+    if (L->subgroup_size < 8 || L->subgroup_size > 64 || L->subgroup_min != L->subgroup_size)
+        return "needs a fixed subgroup size of 8 to 64";
     return NULL;
 }
-
-#define CM_PREPARE(f) f
 #else
-/* Not built: the implementations list, and say why. */
-static const char *cm_available(const kb_env *env)
+#define cm_run NULL
+#define cm_finish NULL
+#define cm_release NULL
+#endif /* CM_ANY */
+
+/* One implementation per extension: its prepare functions (NULL where not built) and why it is
+ * unavailable (no device, no extension or shape, not built). */
+#define CM_VARIANT(X, SPV, HAVE, NAME)                                                         \
+    static void *X##_dec_prepare(const kb_env *env, const kb_case *c, const kb_tensor *in,   \
+                                 const kb_tensor *out, char *err, size_t errlen)             \
+    {                                                                                        \
+        kb_attn_shape sh;                                                                    \
+        kb_attn_decode_shape(c->p, &sh);                                                     \
+        return cm_prepare(env, &sh, 1, SPV, sizeof SPV, in, out, err, errlen);               \
+    }                                                                                        \
+    static void *X##_pre_prepare(const kb_env *env, const kb_case *c, const kb_tensor *in,   \
+                                 const kb_tensor *out, char *err, size_t errlen)             \
+    {                                                                                        \
+        kb_attn_shape sh;                                                                    \
+        kb_attn_prefill_shape(c->p, &sh);                                                    \
+        return cm_prepare(env, &sh, 0, SPV, sizeof SPV, in, out, err, errlen);               \
+    }                                                                                        \
+    static const char *X##_available(const kb_env *env)                                     \
+    {                                                                                        \
+        if (!env->vk)                                                                        \
+            return "no Vulkan device";                                                       \
+        if (!kb_vk_get_limits(env->vk)->HAVE)                                                \
+            return "device lacks " NAME " (f16 16x16x16 -> f32) or what it needs";           \
+        return cm_fits(env);                                                                 \
+    }
+
+#ifdef KB_HAVE_COOPMAT_NV
+#include "attn_cm.spv.h"
+CM_VARIANT(cm_nv, kb_spv_attn_cm, coopmat_nv, "VK_NV_cooperative_matrix")
+#define CM_NV(f) f
+#else
+static const char *cm_nv_available(const kb_env *env)
 {
     (void)env;
     return "not built: glslang lacks GL_NV_cooperative_matrix";
 }
-#define CM_PREPARE(f) NULL
-#define cm_run NULL
-#define cm_finish NULL
-#define cm_release NULL
+#define CM_NV(f) NULL
+#endif
+
+#ifdef KB_HAVE_COOPMAT_KHR
+#include "attn_cm_khr.spv.h"
+CM_VARIANT(cm_khr, kb_spv_attn_cm_khr, coopmat_khr, "VK_KHR_cooperative_matrix at subgroup scope")
+#define CM_KHR(f) f
+#else
+static const char *cm_khr_available(const kb_env *env)
+{
+    (void)env;
+    return "not built: needs glslang 15 and Vulkan headers with GL/VK_KHR_cooperative_matrix "
+           "(scripts/install-deps.sh fetches them; then reconfigure)";
+}
+#define CM_KHR(f) NULL
 #endif
 
 #define CM_TOL 2e-5
 #define CM_TOL_WHY "Q, P (and an f32 cache) rounded to f16 for the tensor-core products"
 
-const kb_impl kb_impl_attn_decode_vk_cm = {
-    .family = "attn_decode",
-    .name = "vk_cm",
-    .backend = KB_BACKEND_VULKAN,
-    .available = cm_available,
-    .tol_nmse = CM_TOL,
-    .tol_why = CM_TOL_WHY,
-    .prepare = CM_PREPARE(cm_dec_prepare),
-    .run = cm_run,
-    .finish = cm_finish,
-    .release = cm_release,
-};
+#define CM_IMPL(FAM, NAME, AVAIL, PREPARE)                                                     \
+    {                                                                                        \
+        .family = FAM, .name = NAME, .backend = KB_BACKEND_VULKAN, .available = AVAIL,      \
+        .tol_nmse = CM_TOL, .tol_why = CM_TOL_WHY, .prepare = PREPARE, .run = cm_run,       \
+        .finish = cm_finish, .release = cm_release,                                          \
+    }
 
-const kb_impl kb_impl_attn_prefill_vk_cm = {
-    .family = "attn_prefill",
-    .name = "vk_cm",
-    .backend = KB_BACKEND_VULKAN,
-    .available = cm_available,
-    .tol_nmse = CM_TOL,
-    .tol_why = CM_TOL_WHY,
-    .prepare = CM_PREPARE(cm_pre_prepare),
-    .run = cm_run,
-    .finish = cm_finish,
-    .release = cm_release,
-};
+const kb_impl kb_impl_attn_decode_vk_cm =
+    CM_IMPL("attn_decode", "vk_cm", cm_nv_available, CM_NV(cm_nv_dec_prepare));
+const kb_impl kb_impl_attn_prefill_vk_cm =
+    CM_IMPL("attn_prefill", "vk_cm", cm_nv_available, CM_NV(cm_nv_pre_prepare));
+const kb_impl kb_impl_attn_decode_vk_cm_khr =
+    CM_IMPL("attn_decode", "vk_cm_khr", cm_khr_available, CM_KHR(cm_khr_dec_prepare));
+const kb_impl kb_impl_attn_prefill_vk_cm_khr =
+    CM_IMPL("attn_prefill", "vk_cm_khr", cm_khr_available, CM_KHR(cm_khr_pre_prepare));
