@@ -432,6 +432,24 @@ static int at_finish(void *state, kb_tensor *out)
         fprintf(stderr, "attention vk: %s\n", err);
         return -1;
     }
+    /* Persistent decode: O on the device back to NaN (untimed), so the next checked run shows
+     * whether it merged again, i.e. whether the counters were set back to 0 (the runner checks
+     * once more after timing; a run that skipped the merge would otherwise leave the last
+     * run's right O in place). */
+    if (s->arrived) {
+        void *nan = malloc(out[AT_O].bytes);
+        if (!nan) {
+            fprintf(stderr, "attention vk: out of memory\n");
+            return -1;
+        }
+        memset(nan, 0xff, out[AT_O].bytes);
+        const int rc = kb_vk_buf_write(s->o, 0, nan, out[AT_O].bytes, err, sizeof err);
+        free(nan);
+        if (rc != 0) {
+            fprintf(stderr, "attention vk: %s\n", err);
+            return -1;
+        }
+    }
     return 0;
 }
 
