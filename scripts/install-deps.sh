@@ -33,7 +33,17 @@ else
     exit 1
   fi
   apt=(apt-get -o DPkg::Lock::Timeout=600)
-  "${as_root[@]}" "${apt[@]}" update -q
+  # DPkg::Lock::Timeout covers dpkg's lock, not the lists lock `update` takes: retry that
+  err=$(mktemp)
+  for wait in $(seq 0 10 600); do
+    if "${as_root[@]}" "${apt[@]}" update -q 2>"$err"; then break; fi
+    if ! grep -q "Could not get lock" "$err" || [ "$wait" -ge 600 ]; then
+      cat "$err" >&2; rm -f "$err"; exit 1
+    fi
+    echo "install-deps: another apt holds the package lists; waiting"
+    sleep 10
+  done
+  cat "$err" >&2; rm -f "$err"
   "${as_root[@]}" "${apt[@]}" install -y -q --no-install-recommends "${missing[@]}"
 fi
 
