@@ -12,6 +12,7 @@
 
 #include "calibrate.h"
 #include "fileio.h"
+#include "kb_build_info.h"
 #include "kbench.h"
 #include "perfctl.h"
 #include "report.h"
@@ -155,6 +156,16 @@ static void list_all(int device, int no_vulkan)
                m->backend == KB_BACKEND_CPU ? "cpu" : "vulkan", why ? "unavailable: " : "available",
                why ? why : "");
     }
+    /* which optional shader variants this build compiled, from cmake/shaders.cmake */
+    static const struct {
+        const char *files, *ext;
+        int built;
+        const char *what; /* the shaders, or why none */
+    } variants[] = {KB_BUILD_SHADER_VARIANTS};
+    printf("\nShader variants (compiler: %s):\n", KB_BUILD_GLSLANG);
+    for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++)
+        printf("  %-18s %-26s %s%s\n", variants[i].files, variants[i].ext,
+               variants[i].built ? "built: " : "not built: ", variants[i].what);
     printf("\nVulkan devices:\n");
 #ifdef KB_HAVE_VULKAN
     if (no_vulkan)

@@ -66,6 +66,7 @@ struct kb_vk {
     int float16; /* shaderFloat16 enabled */
     int storage16; /* storageBuffer16BitAccess enabled */
     int coopmat_nv; /* VK_NV_cooperative_matrix enabled, with f16 16x16x16 -> f32 */
+    int coopmat_khr; /* VK_KHR_cooperative_matrix enabled, with f16 16x16x16 -> f32 */
     kb_vk_limits lim;
     char desc[1024];
 };
@@ -339,10 +340,11 @@ static void fill_limits(struct kb_vk *vk)
     o->is_cpu = d->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
     o->float16 = vk->float16;
     o->storage16 = vk->storage16;
-    o->coopmat_nv = vk->coopmat_nv &&
-                    (d->sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
-                    (d->sg.supportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT) &&
-                    (d->sg.supportedOperations & VK_SUBGROUP_FEATURE_VOTE_BIT);
+    const int sg_shuffle_vote = (d->sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                                (d->sg.supportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT) &&
+                                (d->sg.supportedOperations & VK_SUBGROUP_FEATURE_VOTE_BIT);
+    o->coopmat_nv = vk->coopmat_nv && sg_shuffle_vote;
+    o->coopmat_khr = vk->coopmat_khr && sg_shuffle_vote;
 }
 
 static int pick_device(devinfo *d, int n, int index, char *err, size_t errlen)
@@ -392,6 +394,45 @@ static int coopmat_nv_f16_16x16(const struct kb_vk *vk)
     free(p);
     return found;
 }
+
+#ifdef VK_KHR_cooperative_matrix
+/* The same for VK_KHR_cooperative_matrix (attn_cm_khr.coopmat_khr.comp), in compute shaders; a
+ * shape that demands saturating accumulation does not fit a shader that does not ask for it. */
+static int coopmat_khr_f16_16x16(const struct kb_vk *vk)
+{
+    VkPhysicalDeviceCooperativeMatrixPropertiesKHR cp = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_PROPERTIES_KHR};
+    VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
+                                      .pNext = &cp};
+    vkGetPhysicalDeviceProperties2(vk->di.pd, &p2);
+    if (!(cp.cooperativeMatrixSupportedStages & VK_SHADER_STAGE_COMPUTE_BIT))
+        return 0;
+    if (getenv("KB_VK_COOPMAT_KHR_ANY_SHAPE"))
+        return 1;
+    PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR get =
+        (PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR)vkGetInstanceProcAddr(
+            vk->inst, "vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR");
+    uint32_t n = 0;
+    if (!get || get(vk->di.pd, &n, NULL) != VK_SUCCESS || n == 0)
+        return 0;
+    VkCooperativeMatrixPropertiesKHR *p = calloc(n, sizeof *p);
+    if (!p)
+        return 0;
+    for (uint32_t i = 0; i < n; i++)
+        p[i].sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_KHR;
+    int found = 0;
+    if (get(vk->di.pd, &n, p) == VK_SUCCESS)
+        for (uint32_t i = 0; i < n && !found; i++)
+            found = p[i].MSize == 16 && p[i].NSize == 16 && p[i].KSize == 16 &&
+                    p[i].AType == VK_COMPONENT_TYPE_FLOAT16_KHR &&
+                    p[i].BType == VK_COMPONENT_TYPE_FLOAT16_KHR &&
+                    p[i].CType == VK_COMPONENT_TYPE_FLOAT32_KHR &&
+                    p[i].ResultType == VK_COMPONENT_TYPE_FLOAT32_KHR &&
+                    !p[i].saturatingAccumulation && p[i].scope == VK_SCOPE_SUBGROUP_KHR;
+    free(p);
+    return found;
+}
+#endif
 
 static int has_extension(VkPhysicalDevice pd, const char *name)
 {
@@ -490,7 +531,7 @@ struct kb_vk *kb_vk_create(int device_index, char *err, size_t errlen)
     VkDeviceCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
                               .queueCreateInfoCount = 1,
                               .pQueueCreateInfos = &qci};
-    const char *exts[2];
+    const char *exts[3];
     uint32_t next = 0;
     /* Shader tuning aid: the driver's statistics (registers, spills) per pipeline. */
     VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR pef = {
@@ -518,11 +559,26 @@ struct kb_vk *kb_vk_create(int device_index, char *err, size_t errlen)
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES};
     VkPhysicalDeviceCooperativeMatrixFeaturesNV cmf = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
+#ifdef VK_KHR_cooperative_matrix
+    VkPhysicalDeviceCooperativeMatrixFeaturesKHR cmk = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR};
+#endif
+    int khr_enabled = 0; /* VK_KHR_cooperative_matrix is the last extension and chain link */
     if (vk->di.api >= VK_API_VERSION_1_2) {
         const int has_cm = has_extension(vk->di.pd, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
+        void *query = NULL; /* the optional structures of the extensions the device has */
+#ifdef VK_KHR_cooperative_matrix
+        const int has_cmk = has_extension(vk->di.pd, VK_KHR_COOPERATIVE_MATRIX_EXTENSION_NAME);
+        if (has_cmk)
+            query = &cmk;
+#endif
+        if (has_cm) {
+            cmf.pNext = query;
+            query = &cmf;
+        }
         f16f.pNext = &s16;
         s16.pNext = &vmm;
-        vmm.pNext = has_cm ? &cmf : NULL;
+        vmm.pNext = query;
         VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
                                         .pNext = &f16f};
         vkGetPhysicalDeviceFeatures2(vk->di.pd, &f2);
@@ -549,11 +605,35 @@ struct kb_vk *kb_vk_create(int device_index, char *err, size_t errlen)
             chain = &cmf;
             exts[next++] = VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
         }
+#ifdef VK_KHR_cooperative_matrix
+        /* what attn_cm_khr.coopmat_khr.comp's SPIR-V declares: Float16, VulkanMemoryModel */
+        cmk.cooperativeMatrixRobustBufferAccess = VK_FALSE;
+        vk->coopmat_khr = has_cmk && cmk.cooperativeMatrix && f16f.shaderFloat16 &&
+                          vmm.vulkanMemoryModel && coopmat_khr_f16_16x16(vk);
+        if (has_cmk && cmk.cooperativeMatrix) {
+            cmk.pNext = chain;
+            chain = &cmk;
+            exts[next++] = VK_KHR_COOPERATIVE_MATRIX_EXTENSION_NAME;
+            khr_enabled = 1;
+        }
+#endif
         dci.pNext = chain;
     }
     dci.enabledExtensionCount = next;
     dci.ppEnabledExtensionNames = next ? exts : NULL;
     VkResult r = vkCreateDevice(vk->di.pd, &dci, NULL, &vk->dev);
+#ifdef VK_KHR_cooperative_matrix
+    if (r != VK_SUCCESS && khr_enabled) {
+        /* No rule forbids the NV and KHR cooperative matrices together, but a device that
+         * refuses them must still run everything else: again without the KHR one. */
+        dci.pNext = cmk.pNext;
+        dci.enabledExtensionCount = --next;
+        dci.ppEnabledExtensionNames = next ? exts : NULL;
+        vk->coopmat_khr = 0;
+        r = vkCreateDevice(vk->di.pd, &dci, NULL, &vk->dev);
+    }
+#endif
+    (void)khr_enabled;
     if (r != VK_SUCCESS) {
         seterr(err, errlen, "vkCreateDevice(%s) failed: %s", vk->di.props.deviceName, vkres(r));
         create_fault = 1;
@@ -1475,6 +1555,19 @@ int kb_vk_rec_run(void *state, const kb_env *env, double *gpu_seconds)
         fprintf(stderr, "vk: %s\n", err);
         return -1;
     }
+    return 0;
+}
+
+/* The runner poisoned `out` again: the device copies too (kb_impl.reset). */
+int kb_vk_rec_reset(void *state, const kb_tensor *out)
+{
+    rec_state *s = state;
+    char err[256];
+    for (int o = 0; o < s->n_out; o++)
+        if (kb_vk_buf_write(s->out[o], 0, out[o].data, s->obytes[o], err, sizeof err) != 0) {
+            fprintf(stderr, "vk reset: %s\n", err);
+            return -1;
+        }
     return 0;
 }
 

@@ -3,7 +3,10 @@
  * the runner includes this header whether or not it was built with Vulkan.
  * Shader tuning aid: KB_VK_PIPELINE_STATS=1 prints the driver's statistics (registers, shared
  * memory, ...) of every new pipeline to stderr, =DIR also writes its internal representations
- * to DIR, where the driver has VK_KHR_pipeline_executable_properties (NVIDIA, not lavapipe). */
+ * to DIR, where the driver has VK_KHR_pipeline_executable_properties (NVIDIA, not lavapipe).
+ * Testing aid: KB_VK_COOPMAT_KHR_ANY_SHAPE=1 takes the f16 16x16x16 KHR cooperative-matrix shape
+ * as offered wherever the extension is (Mesa 26's lavapipe lists only 8x8x8 but lowers any
+ * shape in software, so the KHR shaders can be checked on a CPU); never for timing. */
 #ifndef KB_VK_H
 #define KB_VK_H
 
@@ -49,6 +52,10 @@ typedef struct kb_vk_limits {
     int coopmat_nv;              /* VK_NV_cooperative_matrix with f16 16x16x16 -> f32 products,
                                   * f16 storage buffers, subgroup shuffle and vote */
     int storage16;               /* 16-bit storage buffers (storageBuffer16BitAccess) */
+    int coopmat_khr;             /* VK_KHR_cooperative_matrix with f16 16x16x16 -> f32 products at
+                                  * subgroup scope in compute shaders, shaderFloat16, the Vulkan
+                                  * memory model, subgroup shuffle and vote (0 when built with
+                                  * Vulkan headers older than the extension) */
 } kb_vk_limits;
 const kb_vk_limits *kb_vk_get_limits(const struct kb_vk *vk);
 
@@ -131,6 +138,7 @@ void *kb_vk_rec_prepare(const struct kb_impl *impl, const struct kb_env *env,
                         const struct kb_tensor *out, char *err, size_t errlen);
 int kb_vk_rec_run(void *state, const struct kb_env *env, double *gpu_seconds);
 int kb_vk_rec_finish(void *state, struct kb_tensor *out);
+int kb_vk_rec_reset(void *state, const struct kb_tensor *out);
 void kb_vk_rec_release(void *state);
 
 #ifdef __cplusplus

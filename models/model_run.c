@@ -7,6 +7,7 @@
  * reference's greedy tokens, so that each step's logits are comparable; a backend's own argmax
  * is compared with the reference's at every step (the first step where they differ is
  * reported, with the reference's top-1 margin there). */
+#include <stdio.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,7 +83,11 @@ static double read_bw(const mdl_opts *o, int vk, int threads, char *src, size_t 
 {
     if (o->calibration) {
         kb_peaks pk;
-        if (kb_calibration_load(o->calibration, &pk) == 0) {
+        char why[256];
+        const int rc = kb_calibration_load(o->calibration, &pk, why, sizeof why);
+        if (rc == -2)
+            fprintf(stderr, "kbench model: %s; measuring the read instead\n", why);
+        if (rc == 0) {
             const double v = vk ? pk.vk_read_gbps
                                 : threads <= KB_CAL_MAX_THREADS ? pk.read_gbps[threads] : 0;
             if (v > 0) {

@@ -28,6 +28,10 @@ void kb_glue_fill(float *x, int64_t rows, int64_t cols, float sigma, kb_rng *rng
 /* The conditioned check of elementwise outputs: scale = the magnitude of the value in double,
  * plus FLT_MIN, below which an f32 result has no relative precision left (a subnormal). */
 #define KB_GLUE_FLOOR ((double)FLT_MIN)
+/* A gate's sigmoid below FLT_MIN may be flushed to zero (Vulkan leaves denormal flushing to the
+ * device; lavapipe flushes): the product then loses up to |x| FLT_MIN, which must stay within
+ * the families' 4e-6 tolerance, hence the factor 2^20 on that term. */
+#define KB_GLUE_FLUSH ((double)FLT_MIN * 1048576.0)
 
 /* sigmoid in double, accurate for every argument (no overflow of exp). */
 static inline double kb_glue_sigmoid(double g)

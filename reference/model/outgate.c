@@ -25,7 +25,7 @@ static void walk(const int64_t *p, const kb_tensor *in, float *y, double *scale)
         if (y)
             y[i] = (float)v;
         else
-            scale[i] = fabs(v) + fabs((double)x[i]) * KB_GLUE_FLOOR + KB_GLUE_FLOOR; /* as swiglu */
+            scale[i] = fabs(v) + fabs((double)x[i]) * KB_GLUE_FLUSH + KB_GLUE_FLOOR; /* as swiglu */
     }
 }
 

@@ -28,7 +28,7 @@ static void walk(const int64_t *p, const kb_tensor *in, float *y, double *scale)
         else
             /* one product: its own magnitude; and where sigmoid(g) < FLT_MIN (g < -87) it
              * is subnormal in f32, absolutely off by up to FLT_MIN 2^-23, times |g u| */
-            scale[i] = fabs(v) + (1.0 + fabs((double)g[i])) * fabs((double)u[i]) * KB_GLUE_FLOOR +
+            scale[i] = fabs(v) + (1.0 + fabs((double)g[i])) * fabs((double)u[i]) * KB_GLUE_FLUSH +
                        KB_GLUE_FLOOR;
     }
 }

@@ -178,6 +178,15 @@ for h in bigint digits deep; do
     t="plot $h: exit 2"
     run "$t" 2 "$PLOT" "$TMP/h_$h.json" -o "$TMP/hp" && ok "$t"
 done
+# scripts/torch_yardstick.py writes what compare reads (--dry-run: made-up times, no torch)
+YARD="$SRC/scripts/torch_yardstick.py"
+t="torch_yardstick --dry-run: a CSV compare reads"
+run "$t" 0 python3 "$YARD" --dry-run -o "$TMP/yard.csv" &&
+    run "$t" 0 "$COMPARE" "$TMP/yard.csv" "$TMP/yard.csv" && has "$t" "16 rows: 16 same" && ok "$t"
+t="torch_yardstick rows under a Vulkan impl name join kbench rows of the same shape"
+sed 's/,torch,cuda,/,vk,vulkan,/' "$TMP/yard.csv" | grep -E '^(family|read,.*mib=256,)' >"$TMP/yard_vk.csv"
+run "$t" 0 python3 "$YARD" --dry-run --only 'read mib=256' --impl vk --backend vulkan -o "$TMP/yard2.csv" &&
+    run "$t" 0 "$COMPARE" "$TMP/yard2.csv" "$TMP/yard_vk.csv" && has "$t" "1 rows: 1 same" && ok "$t"
 
 echo "$pass passed, $fail failed$([ "$skip" -gt 0 ] && echo ", $skip skipped")"
 [ "$fail" -eq 0 ]

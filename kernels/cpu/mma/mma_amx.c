@@ -303,6 +303,7 @@ static const char *avail_bf(const kb_env *env)
         .backend = KB_BACKEND_CPU,                                                                 \
         .available = avail,                                                                        \
         .tol_cond = tol,                                                                           \
+        .tol_cond_inputs = {[KB_INPUTS_OUTLIERS] = KB_MMA_I8_TOL_OUTLIERS},                        \
         .tol_why = why,                                                                            \
         .cpu_run = run,                                                                            \
     };

@@ -339,6 +339,7 @@ static const char *available(const kb_env *env)
         .backend = KB_BACKEND_CPU,                                                                 \
         .available = available,                                                                    \
         .tol_cond = KB_MMA_I8_TOL,                                                                 \
+        .tol_cond_inputs = {[KB_INPUTS_OUTLIERS] = KB_MMA_I8_TOL_OUTLIERS},                        \
         .tol_why = KB_MMA_I8_WHY,                                                                  \
         .cpu_run = run,                                                                            \
     };

@@ -1,8 +1,15 @@
-/* Vulkan attention on cooperative matrices ("vk_cm"): attn_cm.coopmat.comp (see its comment)
- * for attn_prefill, and for attn_decode with split-KV records merged by
- * attn_decode_combine.comp, as the scalar "vk" decode does. Optional twice over: built only
- * where glslang compiles GL_NV_cooperative_matrix (KB_HAVE_COOPMAT_NV), run only on devices
- * with VK_NV_cooperative_matrix f16 16x16x16 -> f32 (kb_vk_limits.coopmat_nv).
+/* Vulkan attention on cooperative matrices: attn_cm.glsl (see its comment) for attn_prefill, and
+ * for attn_decode with split-KV records merged by attn_decode_combine.comp, as the scalar "vk"
+ * decode does. Two implementations of each family from the one source, with the same host
+ * code, tiles and tolerance:
+ *   "vk_cm"      GL_NV_cooperative_matrix (attn_cm.coopmat.comp): built where glslang compiles
+ *                it (KB_HAVE_COOPMAT_NV), run on devices with VK_NV_cooperative_matrix
+ *                f16 16x16x16 -> f32 (kb_vk_limits.coopmat_nv);
+ *   "vk_cm_khr"  GL_KHR_cooperative_matrix (attn_cm_khr.coopmat_khr.comp): built where glslang
+ *                compiles it and the Vulkan headers know it (KB_HAVE_COOPMAT_KHR: glslang 15,
+ *                scripts/install-deps.sh), run on devices offering VK_KHR_cooperative_matrix
+ *                f16 16x16x16 -> f32 at subgroup scope (kb_vk_limits.coopmat_khr): tensor
+ *                cores on GPUs without the NV extension.
  * Tuning: KB_VK_CM_TILE=NR,BK[,PREFETCH[,QSHARED]] (subgroups per workgroup, keys per subgroup
  * and tile, next tile into registers, Q from shared memory) replaces the choice;
  * KB_VK_ATTN_SPLITS=N sets the decode's number of key ranges; KB_VK_CM_RESCALE=X sets the
@@ -16,11 +23,20 @@
 #include "attn_vk_env.h"
 #include "vk.h"
 
-#ifdef KB_HAVE_COOPMAT_NV
+#if defined(KB_HAVE_COOPMAT_NV) || defined(KB_HAVE_COOPMAT_KHR)
+#define CM_ANY 1
+#endif
+
+#ifdef CM_ANY
 #include <math.h>
 
-#include "attn_cm.spv.h"
 #include "attn_decode_combine.spv.h"
+#ifdef KB_HAVE_COOPMAT_NV
+#include "attn_cm.spv.h"
+#endif
+#ifdef KB_HAVE_COOPMAT_KHR
+#include "attn_cm_khr.spv.h"
+#endif
 
 /* Decode workgroups to aim for (kv heads x row blocks x splits): about one per SM of an
  * H100 (132). Few long workgroups beat many short ones there, T = 32768: Llama-3-8B heads,
@@ -63,7 +79,7 @@ static uint32_t cm_tk(const cm_tile *t, int decode) { return decode ? t->nr * t-
 /* Bytes of shared memory attn_cm.coopmat.comp declares. */
 static uint64_t cm_shared(const cm_tile *t, int decode, uint32_t D, uint32_t sgs)
 {
-    const uint64_t lpr = sgs / 16, nq = t->qshared ? (decode ? 1 : t->nr) : 0;
+    const uint64_t lpr = sgs >= 16 ? sgs / 16 : 1, nq = t->qshared ? (decode ? 1 : t->nr) : 0;
     return 2ull * cm_tk(t, decode) * (D + 8) * 2 +
            (uint64_t)t->nr * 16 * ((t->bk + 4 * lpr) * 4 + (t->bk + 8) * 2 + 4) +
            (nq ? nq * 16 * (D + 8) * 2 : 16);
@@ -171,9 +187,34 @@ typedef struct cm_plan {
     uint64_t pobytes, pmbytes, scratch; /* decode records; scratch = both, aligned */
 } cm_plan;
 
-static int cm_make_plan(struct kb_vk *vk, const kb_attn_shape *sh, int decode, cm_plan *pl,
-                        char *err, size_t errlen)
+/* The shader of either extension (khr: GL_KHR_cooperative_matrix), NULL where not built. */
+static const uint32_t *cm_spv(int khr, size_t *bytes)
 {
+#ifdef KB_HAVE_COOPMAT_KHR
+    if (khr) {
+        *bytes = sizeof kb_spv_attn_cm_khr;
+        return kb_spv_attn_cm_khr;
+    }
+#endif
+#ifdef KB_HAVE_COOPMAT_NV
+    if (!khr) {
+        *bytes = sizeof kb_spv_attn_cm;
+        return kb_spv_attn_cm;
+    }
+#endif
+    *bytes = 0;
+    return NULL;
+}
+
+static int cm_make_plan(struct kb_vk *vk, const kb_attn_shape *sh, int decode, int khr,
+                        cm_plan *pl, char *err, size_t errlen)
+{
+    size_t spv_bytes;
+    const uint32_t *spv = cm_spv(khr, &spv_bytes);
+    if (!spv) {
+        snprintf(err, errlen, "this build has no %s shader", khr ? "KHR" : "NV");
+        return -1;
+    }
     const kb_vk_limits *L = kb_vk_get_limits(vk);
     const uint32_t D = (uint32_t)sh->D, G = (uint32_t)(sh->heads / sh->kv_heads);
     cm_tile tile;
@@ -216,8 +257,7 @@ static int cm_make_plan(struct kb_vk *vk, const kb_attn_shape *sh, int decode, c
     const uint32_t spec[10] = {tile.nr * L->subgroup_size, tile.nr, L->subgroup_size, D,
                                tile.bk, (uint32_t)sh->kv_f16, (uint32_t)decode, th_bits,
                                tile.prefetch != 0, tile.qshared != 0};
-    pl->p = kb_vk_pipe_get(vk, kb_spv_attn_cm, sizeof kb_spv_attn_cm, 5, sizeof(cm_push), spec,
-                           10, err, errlen);
+    pl->p = kb_vk_pipe_get(vk, spv, spv_bytes, 5, sizeof(cm_push), spec, 10, err, errlen);
     if (!pl->p)
         return -1;
     pl->pc = NULL;
@@ -266,12 +306,12 @@ static int cm_record_plan(const cm_plan *pl, kb_vk_cmd *cmd, const kb_vk_bind *q
     return kb_vk_cmd_dispatch(cmd, pl->pc, b2, &pl->ns, pl->D / 32, pl->heads, 1, err, errlen);
 }
 
-static void *cm_prepare(const kb_env *env, const kb_attn_shape *sh, int decode,
+static void *cm_prepare(const kb_env *env, const kb_attn_shape *sh, int decode, int khr,
                         const kb_tensor *in, const kb_tensor *out, char *err, size_t errlen)
 {
     struct kb_vk *vk = env->vk;
     cm_plan pl;
-    if (cm_make_plan(vk, sh, decode, &pl, err, errlen) != 0)
+    if (cm_make_plan(vk, sh, decode, khr, &pl, err, errlen) != 0)
         return NULL;
     cm_state *s = cm_upload(vk, sh, pl.tk, in, out, err, errlen);
     if (!s)
@@ -305,17 +345,17 @@ static void cm_shape(const kb_case *c, kb_attn_shape *sh)
         kb_attn_prefill_shape(c->p, sh);
 }
 
-static uint64_t cm_rec_scratch(const kb_env *env, const kb_case *c)
+static uint64_t cm_rec_scratch(const kb_env *env, const kb_case *c, int khr)
 {
     kb_attn_shape sh;
     cm_plan pl;
     char err[256];
     cm_shape(c, &sh);
-    return cm_make_plan(env->vk, &sh, strcmp(c->fam->name, "attn_decode") == 0,
+    return cm_make_plan(env->vk, &sh, strcmp(c->fam->name, "attn_decode") == 0, khr,
                         &pl, err, sizeof err) == 0 ? pl.scratch : 0;
 }
 
-static uint64_t cm_rec_pad(const kb_env *env, const kb_case *c, int input)
+static uint64_t cm_rec_pad(const kb_env *env, const kb_case *c, int input, int khr)
 {
     kb_attn_shape sh;
     cm_plan pl;
@@ -323,18 +363,19 @@ static uint64_t cm_rec_pad(const kb_env *env, const kb_case *c, int input)
     cm_shape(c, &sh);
     if (input != AT_K && input != AT_V)
         return 0;
-    return cm_make_plan(env->vk, &sh, strcmp(c->fam->name, "attn_decode") == 0, &pl, err,
+    return cm_make_plan(env->vk, &sh, strcmp(c->fam->name, "attn_decode") == 0, khr, &pl, err,
                         sizeof err) == 0 ? pl.pad : 0;
 }
 
-static int cm_record(const kb_env *env, const kb_case *c, kb_vk_cmd *cmd, const kb_vk_bind *in,
-                     const kb_vk_bind *out, const kb_vk_bind *scratch, char *err, size_t errlen)
+static int cm_record(const kb_env *env, const kb_case *c, int khr, kb_vk_cmd *cmd,
+                     const kb_vk_bind *in, const kb_vk_bind *out, const kb_vk_bind *scratch,
+                     char *err, size_t errlen)
 {
     kb_attn_shape sh;
     cm_plan pl;
     cm_shape(c, &sh);
     const int decode = strcmp(c->fam->name, "attn_decode") == 0;
-    if (cm_make_plan(env->vk, &sh, decode, &pl, err, errlen) != 0)
+    if (cm_make_plan(env->vk, &sh, decode, khr, &pl, err, errlen) != 0)
         return -1;
     if (decode && (!scratch || scratch->range < pl.scratch)) {
         snprintf(err, errlen, "decode attention needs %llu bytes of scratch",
@@ -352,22 +393,6 @@ static int cm_record(const kb_env *env, const kb_case *c, kb_vk_cmd *cmd, const 
                           pl.pmbytes};
     }
     return cm_record_plan(&pl, cmd, &in[AT_Q], &k, &v, &out[AT_O], &po, &pm, err, errlen);
-}
-
-static void *cm_dec_prepare(const kb_env *env, const kb_case *c, const kb_tensor *in,
-                            const kb_tensor *out, char *err, size_t errlen)
-{
-    kb_attn_shape sh;
-    kb_attn_decode_shape(c->p, &sh);
-    return cm_prepare(env, &sh, 1, in, out, err, errlen);
-}
-
-static void *cm_pre_prepare(const kb_env *env, const kb_case *c, const kb_tensor *in,
-                            const kb_tensor *out, char *err, size_t errlen)
-{
-    kb_attn_shape sh;
-    kb_attn_prefill_shape(c->p, &sh);
-    return cm_prepare(env, &sh, 0, in, out, err, errlen);
 }
 
 static int cm_run(void *state, const kb_env *env, double *gpu_seconds)
@@ -406,70 +431,119 @@ static int cm_reset(void *state, const kb_tensor *out)
     return 0;
 }
 
-static const char *cm_available(const kb_env *env)
+/* What both need of the device besides the extension. */
+static const char *cm_fits(const kb_env *env)
 {
-    if (!env->vk)
-        return "no Vulkan device";
     const kb_vk_limits *L = kb_vk_get_limits(env->vk);
-    if (!L->coopmat_nv)
-        return "device lacks VK_NV_cooperative_matrix (f16 16x16x16 -> f32) or what it needs";
-    if (L->subgroup_size < 16 || L->subgroup_size > 64 || L->subgroup_min != L->subgroup_size)
-        return "needs a fixed subgroup size of 16 to 64";
+    if (L->subgroup_size < 8 || L->subgroup_size > 64 || L->subgroup_min != L->subgroup_size)
+        return "needs a fixed subgroup size of 8 to 64";
     return NULL;
 }
-
-#define CM_PREPARE(f) f
-#define CM_REC(f) f
 #else
-/* Not built: the implementations list, and say why. */
-static const char *cm_available(const kb_env *env)
+#define cm_run NULL
+#define cm_finish NULL
+#define cm_reset NULL
+#define cm_release NULL
+#endif /* CM_ANY */
+
+/* One implementation per extension: its prepare and recording functions (NULL where not
+ * built) and why it is unavailable (no device, no extension or shape, not built). */
+#define CM_VARIANT(X, KHR, HAVE, NAME)                                                         \
+    static void *X##_dec_prepare(const kb_env *env, const kb_case *c, const kb_tensor *in,   \
+                                 const kb_tensor *out, char *err, size_t errlen)             \
+    {                                                                                        \
+        kb_attn_shape sh;                                                                    \
+        kb_attn_decode_shape(c->p, &sh);                                                     \
+        return cm_prepare(env, &sh, 1, KHR, in, out, err, errlen);                           \
+    }                                                                                        \
+    static void *X##_pre_prepare(const kb_env *env, const kb_case *c, const kb_tensor *in,   \
+                                 const kb_tensor *out, char *err, size_t errlen)             \
+    {                                                                                        \
+        kb_attn_shape sh;                                                                    \
+        kb_attn_prefill_shape(c->p, &sh);                                                    \
+        return cm_prepare(env, &sh, 0, KHR, in, out, err, errlen);                           \
+    }                                                                                        \
+    static uint64_t X##_rec_scratch(const kb_env *env, const kb_case *c)                     \
+    {                                                                                        \
+        return cm_rec_scratch(env, c, KHR);                                                  \
+    }                                                                                        \
+    static uint64_t X##_rec_pad(const kb_env *env, const kb_case *c, int input)              \
+    {                                                                                        \
+        return cm_rec_pad(env, c, input, KHR);                                               \
+    }                                                                                        \
+    static int X##_record(const kb_env *env, const kb_case *c, kb_vk_cmd *cmd,               \
+                          const kb_vk_bind *in, const kb_vk_bind *out,                       \
+                          const kb_vk_bind *scratch, char *err, size_t errlen)               \
+    {                                                                                        \
+        return cm_record(env, c, KHR, cmd, in, out, scratch, err, errlen);                   \
+    }                                                                                        \
+    static const char *X##_available(const kb_env *env)                                     \
+    {                                                                                        \
+        if (!env->vk)                                                                        \
+            return "no Vulkan device";                                                       \
+        if (!kb_vk_get_limits(env->vk)->HAVE)                                                \
+            return "device lacks " NAME " (f16 16x16x16 -> f32) or what it needs";           \
+        return cm_fits(env);                                                                 \
+    }
+
+#ifdef KB_HAVE_COOPMAT_NV
+CM_VARIANT(cm_nv, 0, coopmat_nv, "VK_NV_cooperative_matrix")
+#define CM_NV(f) f
+#else
+static const char *cm_nv_available(const kb_env *env)
 {
     (void)env;
     return "not built: glslang lacks GL_NV_cooperative_matrix";
 }
-#define CM_PREPARE(f) NULL
-#define CM_REC(f) NULL
-#define cm_run NULL
-#define cm_finish NULL
-#define cm_release NULL
+#define CM_NV(f) NULL
+#endif
+
+#ifdef KB_HAVE_COOPMAT_KHR
+CM_VARIANT(cm_khr, 1, coopmat_khr, "VK_KHR_cooperative_matrix at subgroup scope")
+#define CM_KHR(f) f
+#else
+static const char *cm_khr_available(const kb_env *env)
+{
+    (void)env;
+    return "not built: needs glslang 15 and Vulkan headers with GL/VK_KHR_cooperative_matrix "
+           "(scripts/install-deps.sh fetches them; then reconfigure)";
+}
+#define CM_KHR(f) NULL
 #endif
 
 #define CM_TOL 2e-5
 #define CM_TOL_COND 5e-3 /* f16 Q and P: 2^-11 of each score's and weight's magnitude, summed */
 #define CM_TOL_WHY "Q, P (and an f32 cache) rounded to f16 for the tensor-core products"
 
-const kb_impl kb_impl_attn_decode_vk_cm = {
-    .family = "attn_decode",
-    .name = "vk_cm",
-    .backend = KB_BACKEND_VULKAN,
-    .available = cm_available,
-    .tol_nmse = CM_TOL,
-    .tol_cond = CM_TOL_COND,
-    .tol_why = CM_TOL_WHY,
-    .prepare = CM_PREPARE(cm_dec_prepare),
-    .run = cm_run,
-    .finish = cm_finish,
-    .reset = cm_reset,
-    .release = cm_release,
-    .rec_scratch = CM_REC(cm_rec_scratch),
-    .rec_pad = CM_REC(cm_rec_pad),
-    .record = CM_REC(cm_record),
-};
+#define CM_IMPL(FAM, NAME, AVAIL, V, KIND)                                                     \
+    {                                                                                        \
+        .family = FAM, .name = NAME, .backend = KB_BACKEND_VULKAN, .available = AVAIL,      \
+        .tol_nmse = CM_TOL, .tol_cond = CM_TOL_COND, .tol_why = CM_TOL_WHY,                 \
+        .prepare = V(KIND##_prepare), .run = cm_run, .finish = cm_finish, .reset = cm_reset, \
+        .release = cm_release, .rec_scratch = V(KIND##_rec_scratch),                         \
+        .rec_pad = V(KIND##_rec_pad), .record = V(KIND##_record),                            \
+    }
 
-const kb_impl kb_impl_attn_prefill_vk_cm = {
-    .family = "attn_prefill",
-    .name = "vk_cm",
-    .backend = KB_BACKEND_VULKAN,
-    .available = cm_available,
-    .tol_nmse = CM_TOL,
-    .tol_cond = CM_TOL_COND,
-    .tol_why = CM_TOL_WHY,
-    .prepare = CM_PREPARE(cm_pre_prepare),
-    .run = cm_run,
-    .finish = cm_finish,
-    .reset = cm_reset,
-    .release = cm_release,
-    .rec_scratch = CM_REC(cm_rec_scratch),
-    .rec_pad = CM_REC(cm_rec_pad),
-    .record = CM_REC(cm_record),
-};
+/* the recording functions are per extension, not per family: cm_nv_dec_rec_scratch and the
+ * like name the same function */
+#define cm_nv_dec_rec_scratch cm_nv_rec_scratch
+#define cm_nv_pre_rec_scratch cm_nv_rec_scratch
+#define cm_nv_dec_rec_pad cm_nv_rec_pad
+#define cm_nv_pre_rec_pad cm_nv_rec_pad
+#define cm_nv_dec_record cm_nv_record
+#define cm_nv_pre_record cm_nv_record
+#define cm_khr_dec_rec_scratch cm_khr_rec_scratch
+#define cm_khr_pre_rec_scratch cm_khr_rec_scratch
+#define cm_khr_dec_rec_pad cm_khr_rec_pad
+#define cm_khr_pre_rec_pad cm_khr_rec_pad
+#define cm_khr_dec_record cm_khr_record
+#define cm_khr_pre_record cm_khr_record
+
+const kb_impl kb_impl_attn_decode_vk_cm =
+    CM_IMPL("attn_decode", "vk_cm", cm_nv_available, CM_NV, cm_nv_dec);
+const kb_impl kb_impl_attn_prefill_vk_cm =
+    CM_IMPL("attn_prefill", "vk_cm", cm_nv_available, CM_NV, cm_nv_pre);
+const kb_impl kb_impl_attn_decode_vk_cm_khr =
+    CM_IMPL("attn_decode", "vk_cm_khr", cm_khr_available, CM_KHR, cm_khr_dec);
+const kb_impl kb_impl_attn_prefill_vk_cm_khr =
+    CM_IMPL("attn_prefill", "vk_cm_khr", cm_khr_available, CM_KHR, cm_khr_pre);

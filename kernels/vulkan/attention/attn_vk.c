@@ -13,6 +13,14 @@
  *     default; it stays for tuning on other devices.
  *     KB_VK_ATTN_RESCALE=X sets the staged shader's lazy-rescale slack (log2 units, 0 .. 32,
  *     default DEC_SLACK; tests use 0, which rescales at every rise of a lane's max).
+ *     KB_VK_ATTN_DECODE=persistent[:N] runs attn_decode_persist.comp instead of both passes: N
+ *     workgroups (default: one per item) walk the (split, kv head, head chunk) items of the
+ *     direct pass 1, and the last workgroup to finish a cell's splits merges them into O (a
+ *     per-cell counter in a device buffer, set back to 0 by that workgroup): one dispatch, no
+ *     barrier between passes, the merge of early cells overlapping later cells' pass 1. That
+ *     merge runs in one workgroup per cell, so its cost grows with the splits: the split
+ *     target is DEC_PERSIST_ITEMS items, not DEC_TARGET_WG (KB_VK_ATTN_SPLITS overrides both).
+ *     Suites only (the recording form of model runs says it has none). Not the default.
  *   attn_prefill: attn_prefill.comp, one workgroup per (block of queries, head), K/V tiles in
  *     shared memory; the block and tile sizes are the largest of a fixed list that fit the
  *     device's shared memory.
@@ -27,6 +35,7 @@
 #include "attn_vk_env.h"
 #include "attn_decode.spv.h"
 #include "attn_decode_combine.spv.h"
+#include "attn_decode_persist.spv.h"
 #include "attn_decode_staged.spv.h"
 #include "attn_prefill.spv.h"
 #include "vk.h"
@@ -36,9 +45,11 @@
 #define DEC_SLACK 8.0f    /* staged: p <= 2^DEC_SLACK between rescales */
 #define DEC_GH_MAX 8      /* query heads per workgroup at most */
 #define DEC_TARGET_WG 1024 /* workgroups pass 1 aims for (H100: 132 SMs x ~8) */
+#define DEC_PERSIST_ITEMS 256 /* persistent: items aimed for (Llama-3-8B: 32 splits per kv head) */
 
 typedef struct at_state {
     kb_vk_buf *q, *k, *v, *o, *part_o, *part_ml;
+    kb_vk_buf *arrived; /* persistent decode: per-cell counters */
     kb_vk_cmd *cmd;
     uint64_t obytes; /* payload + guard */
 } at_state;
@@ -47,6 +58,11 @@ typedef struct dec_push {
     uint32_t T, hkv, G, split_len, nsplit, nhc;
     float scale;
 } dec_push;
+
+typedef struct persist_push {
+    dec_push d;
+    uint32_t nitems, nwg;
+} persist_push;
 
 typedef struct comb_push {
     uint32_t nsplit;
@@ -69,6 +85,7 @@ static void at_release(void *state)
     kb_vk_buf_destroy(s->o);
     kb_vk_buf_destroy(s->part_o);
     kb_vk_buf_destroy(s->part_ml);
+    kb_vk_buf_destroy(s->arrived);
     free(s);
 }
 
@@ -104,21 +121,32 @@ static float log2e_scale(int64_t D) { return (float)(1.4426950408889634 / sqrt((
 
 /* ---- decode ---- */
 
+#define DEC_PERSISTENT (-3)
+
 /* KB_VK_ATTN_DECODE: the staged pass 1's rows per lane per tile (0: automatic), -1 for the
- * direct one, or -2 after writing why the value is not understood. */
-static int dec_variant(char *err, size_t errlen)
+ * direct one, DEC_PERSISTENT (workgroups in *nwg, 0: automatic), or -2 after writing why the
+ * value is not understood. */
+static int dec_variant(uint32_t *nwg, char *err, size_t errlen)
 {
     const char *e = getenv("KB_VK_ATTN_DECODE");
     unsigned n;
     char tail;
+    *nwg = 0;
     if (!e || !*e || strcmp(e, "direct") == 0)
         return -1;
     if (strcmp(e, "staged") == 0)
         return 0;
     if (sscanf(e, "staged:%u%c", &n, &tail) == 1 && n >= 1 && n <= 16 && (n & (n - 1)) == 0)
         return (int)n;
+    if (strcmp(e, "persistent") == 0)
+        return DEC_PERSISTENT;
+    if (sscanf(e, "persistent:%u%c", &n, &tail) == 1 && n >= 1 && n <= 65535) {
+        *nwg = n;
+        return DEC_PERSISTENT;
+    }
     snprintf(err, errlen,
-             "KB_VK_ATTN_DECODE=%s: expected staged, staged:N (N = 1, 2, 4, 8, 16) or direct", e);
+             "KB_VK_ATTN_DECODE=%s: expected staged, staged:N (N = 1, 2, 4, 8, 16), "
+             "persistent, persistent:N (N = 1 .. 65535 workgroups) or direct", e);
     return -2;
 }
 
@@ -133,8 +161,9 @@ static uint64_t dec_staged_shared(uint32_t lpt, uint32_t D, uint32_t gh, uint32_
 /* The decode's plan for a case: pipelines, grid, split records (scratch). Shared by prepare
  * (the suites) and the recording form (model runs). */
 typedef struct dec_plan {
-    kb_vk_pipe *p1, *p2;
+    kb_vk_pipe *p1, *p2; /* p2 NULL: persistent (p1 merges) */
     dec_push pc1;
+    uint32_t persist_wg; /* persistent: workgroups asked for, 0 automatic */
     uint32_t nsplit, cells, heads, D;
     uint64_t pobytes, pmbytes, scratch; /* records: o, (m, l); scratch = both, aligned */
 } dec_plan;
@@ -151,8 +180,15 @@ static int dec_make_plan(struct kb_vk *vk, const kb_case *c, dec_plan *pl, char 
     const uint64_t cells = (uint64_t)sh.kv_heads * nhc;
     const uint64_t tiles = ((uint64_t)sh.T + DEC_WG - 1) / DEC_WG;
 
-    /* splits: about DEC_TARGET_WG workgroups, whole tiles each */
-    uint64_t want = (DEC_TARGET_WG + cells - 1) / cells;
+    const int variant = dec_variant(&pl->persist_wg, err, errlen);
+    if (variant == -2)
+        return -1;
+    const int persist = variant == DEC_PERSISTENT;
+
+    /* splits: about DEC_TARGET_WG workgroups (persistent: DEC_PERSIST_ITEMS items), whole
+     * tiles each */
+    const uint64_t target = persist ? DEC_PERSIST_ITEMS : DEC_TARGET_WG;
+    uint64_t want = (target + cells - 1) / cells;
     if (kb_vk_attn_env_splits(&want, err, errlen) != 0)
         return -1;
     if (want > tiles)
@@ -163,6 +199,7 @@ static int dec_make_plan(struct kb_vk *vk, const kb_case *c, dec_plan *pl, char 
     const uint32_t split_len = (uint32_t)(tps * DEC_WG);
     const uint32_t nsplit = (uint32_t)(((uint64_t)sh.T + split_len - 1) / split_len);
     if (nsplit > L->max_wg_count[0] || cells > L->max_wg_count[1] ||
+        (uint64_t)nsplit * cells > UINT32_MAX ||
         (uint64_t)sh.heads > L->max_wg_count[1] || DEC_WG > L->max_wg_invocations) {
         snprintf(err, errlen, "decode grid %u x %llu exceeds the device's limits", nsplit,
                  (unsigned long long)cells);
@@ -171,9 +208,6 @@ static int dec_make_plan(struct kb_vk *vk, const kb_case *c, dec_plan *pl, char 
 
     const uint32_t kv_f16 = (uint32_t)sh.kv_f16, D = (uint32_t)sh.D;
     const uint32_t nu = D / (kv_f16 ? 8 : 4); /* 16-byte units per row: 8 .. 64 */
-    const int variant = dec_variant(err, errlen);
-    if (variant == -2)
-        return -1;
     uint32_t lpt = 0; /* staged rows per lane per tile; 0: direct */
     if (variant >= 0) {
         const uint32_t asked = (uint32_t)(variant ? variant : DEC_LPT);
@@ -189,7 +223,12 @@ static int dec_make_plan(struct kb_vk *vk, const kb_case *c, dec_plan *pl, char 
             return -1;
         }
     }
-    if (lpt > 0) {
+    const uint32_t sg_min = L->subgroup_min < DEC_WG ? L->subgroup_min : DEC_WG;
+    if (persist) {
+        const uint32_t spec1[5] = {DEC_WG, sg_min, D, gh, kv_f16};
+        pl->p1 = kb_vk_pipe_get(vk, kb_spv_attn_decode_persist, sizeof kb_spv_attn_decode_persist,
+                                7, sizeof(persist_push), spec1, 5, err, errlen);
+    } else if (lpt > 0) {
         float slack = DEC_SLACK;
         const char *e = getenv("KB_VK_ATTN_RESCALE");
         if (e && *e) {
@@ -205,7 +244,6 @@ static int dec_make_plan(struct kb_vk *vk, const kb_case *c, dec_plan *pl, char 
         pl->p1 = kb_vk_pipe_get(vk, kb_spv_attn_decode_staged, sizeof kb_spv_attn_decode_staged,
                                 5, sizeof(dec_push), spec1, 6, err, errlen);
     } else {
-        const uint32_t sg_min = L->subgroup_min < DEC_WG ? L->subgroup_min : DEC_WG;
         const uint32_t spec1[5] = {DEC_WG, sg_min, D, gh, kv_f16};
         pl->p1 = kb_vk_pipe_get(vk, kb_spv_attn_decode, sizeof kb_spv_attn_decode, 5,
                                 sizeof(dec_push), spec1, 5, err, errlen);
@@ -213,9 +251,11 @@ static int dec_make_plan(struct kb_vk *vk, const kb_case *c, dec_plan *pl, char 
     if (!pl->p1)
         return -1;
     const uint32_t spec2[1] = {D};
-    pl->p2 = kb_vk_pipe_get(vk, kb_spv_attn_decode_combine, sizeof kb_spv_attn_decode_combine, 3,
-                            sizeof(comb_push), spec2, 1, err, errlen);
-    if (!pl->p2)
+    pl->p2 = NULL;
+    if (!persist &&
+        !(pl->p2 = kb_vk_pipe_get(vk, kb_spv_attn_decode_combine,
+                                  sizeof kb_spv_attn_decode_combine, 3, sizeof(comb_push), spec2,
+                                  1, err, errlen)))
         return -1;
     const uint64_t nrec = (uint64_t)sh.heads * nsplit;
     pl->pobytes = nrec * (uint64_t)D * 4;
@@ -267,6 +307,30 @@ static void *dec_prepare(const kb_env *env, const kb_case *c, const kb_tensor *i
     const kb_vk_bind q = {s->q, 0, in[AT_Q].bytes}, k = {s->k, 0, in[AT_K].bytes},
                      v = {s->v, 0, in[AT_V].bytes}, o = {s->o, 0, out[AT_O].bytes},
                      po = {s->part_o, 0, pl.pobytes}, pm = {s->part_ml, 0, pl.pmbytes};
+    if (!pl.p2) {
+        /* persistent: one dispatch, the items over min(items, N) workgroups; the counters
+         * start at 0 and the last merger of each cell sets its counter back */
+        const kb_vk_limits *L = kb_vk_get_limits(vk);
+        const uint64_t items = (uint64_t)pl.nsplit * pl.cells;
+        uint64_t nwg = pl.persist_wg && pl.persist_wg < items ? pl.persist_wg : items;
+        if (nwg > L->max_wg_count[0])
+            nwg = L->max_wg_count[0];
+        uint32_t *zeros = calloc(pl.cells, sizeof *zeros);
+        if (!zeros) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        s->arrived = kb_vk_buf_from(vk, zeros, pl.cells * sizeof *zeros, err, errlen);
+        free(zeros);
+        if (!s->arrived)
+            goto fail;
+        const kb_vk_bind bp[7] = {q, k, v, po, pm, o, {s->arrived, 0, 0}};
+        const persist_push pp = {pl.pc1, (uint32_t)items, (uint32_t)nwg};
+        if (kb_vk_cmd_dispatch(s->cmd, pl.p1, bp, &pp, (uint32_t)nwg, 1, 1, err, errlen) != 0 ||
+            kb_vk_cmd_end(s->cmd, err, errlen) != 0)
+            goto fail;
+        return s;
+    }
     if (dec_record_plan(&pl, s->cmd, &q, &k, &v, &o, &po, &pm, err, errlen) != 0 ||
         kb_vk_cmd_end(s->cmd, err, errlen) != 0)
         goto fail;
@@ -289,6 +353,10 @@ static int dec_record(const kb_env *env, const kb_case *c, kb_vk_cmd *cmd, const
     dec_plan pl;
     if (dec_make_plan(env->vk, c, &pl, err, errlen) != 0)
         return -1;
+    if (!pl.p2) {
+        snprintf(err, errlen, "KB_VK_ATTN_DECODE=persistent has no recording form (suites only)");
+        return -1;
+    }
     if (!scratch || scratch->range < pl.scratch) {
         snprintf(err, errlen, "decode attention needs %llu bytes of scratch",
                  (unsigned long long)pl.scratch);

@@ -205,6 +205,19 @@ static int gcv_run(void *state, const kb_env *env, double *gpu_seconds)
     return 0;
 }
 
+/* The runner poisoned `out` again: the device copies too (kb_impl.reset). */
+static int gcv_reset(void *state, const kb_tensor *out)
+{
+    gcv_state *s = state;
+    char err[256];
+    for (int i = 0; i < s->n_out; i++)
+        if (kb_vk_buf_write(s->out[i], 0, out[i].data, s->obytes[i], err, sizeof err) != 0) {
+            fprintf(stderr, "gdn vk reset: %s\n", err);
+            return -1;
+        }
+    return 0;
+}
+
 static int gcv_finish(void *state, kb_tensor *out)
 {
     gcv_state *s = state;
@@ -229,7 +242,7 @@ static const char *gcv_available(const kb_env *env)
 #define GCV_IMPL(sym, fam, prep)                                                             \
     const kb_impl sym = {.family = fam,           .name = "vk",     .backend = KB_BACKEND_VULKAN, \
                          .available = gcv_available, .prepare = prep, .run = gcv_run,            \
-                         .finish = gcv_finish,    .release = gcv_release}
+                         .finish = gcv_finish, .reset = gcv_reset, .release = gcv_release}
 
 GCV_IMPL(kb_impl_gdn_conv_vk, "gdn_conv", conv_prepare);
 GCV_IMPL(kb_impl_gdn_gates_vk, "gdn_gates", gates_prepare);

@@ -252,6 +252,19 @@ static int gv_run(void *state, const kb_env *env, double *gpu_seconds)
     return 0;
 }
 
+/* The runner poisoned `out` again: the device copies too (kb_impl.reset). */
+static int gv_reset(void *state, const kb_tensor *out)
+{
+    gv_state *s = state;
+    char err[256];
+    if (kb_vk_buf_write(s->o, 0, out[GD_O].data, s->obytes[0], err, sizeof err) != 0 ||
+        kb_vk_buf_write(s->S1, 0, out[GD_S1].data, s->obytes[1], err, sizeof err) != 0) {
+        fprintf(stderr, "gdn vk reset: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
 static int gv_finish(void *state, kb_tensor *out)
 {
     gv_state *s = state;
@@ -276,7 +289,7 @@ static const char *gv_available(const kb_env *env)
 #define GV_IMPL(sym, fam, nm, prep)                                                        \
     const kb_impl sym = {.family = fam,         .name = nm,          .backend = KB_BACKEND_VULKAN, \
                          .available = gv_available, .prepare = prep, .run = gv_run,            \
-                         .finish = gv_finish,   .release = gv_release}
+                         .finish = gv_finish, .reset = gv_reset, .release = gv_release}
 
 GV_IMPL(kb_impl_gdn_decode_vk, "gdn_decode", "vk", dec_prepare);
 GV_IMPL(kb_impl_gdn_prefill_seq_vk, "gdn_prefill", "seq_vk", pseq_prepare);

@@ -140,6 +140,7 @@ static const char *cm_available(const kb_env *env)
 #define CM_PREPARE cm_prepare
 #define CM_RUN kb_mla_vk_run
 #define CM_FINISH kb_mla_vk_finish
+#define CM_RESET kb_mla_vk_reset
 #define CM_RELEASE kb_mla_vk_release
 #else
 /* Not built: the implementation lists, and says why. */
@@ -151,6 +152,7 @@ static const char *cm_available(const kb_env *env)
 #define CM_PREPARE NULL
 #define CM_RUN NULL
 #define CM_FINISH NULL
+#define CM_RESET NULL
 #define CM_RELEASE NULL
 #endif
 
@@ -165,5 +167,6 @@ const kb_impl kb_impl_mla_decode_vk_cm = {
     .prepare = CM_PREPARE,
     .run = CM_RUN,
     .finish = CM_FINISH,
+    .reset = CM_RESET,
     .release = CM_RELEASE,
 };

@@ -243,6 +243,18 @@ int kb_mla_vk_run(void *state, const kb_env *env, double *gpu_seconds)
     return 0;
 }
 
+/* The runner poisoned `out` again: the device copy too (kb_impl.reset). */
+int kb_mla_vk_reset(void *state, const kb_tensor *out)
+{
+    mla_vk_state *st = state;
+    char err[256];
+    if (kb_vk_buf_write(st->out, 0, out[MLA_OUT].data, st->obytes, err, sizeof err) != 0) {
+        fprintf(stderr, "mla vk reset: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
 int kb_mla_vk_finish(void *state, kb_tensor *out)
 {
     mla_vk_state *st = state;
@@ -372,5 +384,6 @@ const kb_impl kb_impl_mla_decode_vk = {
     .prepare = vk_prepare,
     .run = kb_mla_vk_run,
     .finish = kb_mla_vk_finish,
+    .reset = kb_mla_vk_reset,
     .release = kb_mla_vk_release,
 };

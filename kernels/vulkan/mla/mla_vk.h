@@ -54,6 +54,7 @@ int kb_mla_vk_finalize(struct kb_vk *vk, mla_vk_state *st, const kb_mla_shape *s
 
 int kb_mla_vk_run(void *state, const kb_env *env, double *gpu_seconds);
 int kb_mla_vk_finish(void *state, kb_tensor *out);
+int kb_mla_vk_reset(void *state, const kb_tensor *out);
 void kb_mla_vk_release(void *state);
 
 /* KB_VK_MLA_RESCALE=X: the split passes' lazy-rescale slack TH (log2 units, 0 .. 14; default

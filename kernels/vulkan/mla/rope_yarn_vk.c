@@ -88,6 +88,18 @@ static int ry_run(void *state, const kb_env *env, double *gpu_seconds)
     return 0;
 }
 
+/* The runner poisoned `out` again: the device copy too (kb_impl.reset). */
+static int ry_reset(void *state, const kb_tensor *out)
+{
+    ry_state *s = state;
+    char err[256];
+    if (kb_vk_buf_write(s->y, 0, out[RY_OUT].data, s->ybytes, err, sizeof err) != 0) {
+        fprintf(stderr, "rope_yarn vk reset: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
 static int ry_finish(void *state, kb_tensor *out)
 {
     ry_state *s = state;
@@ -112,5 +124,6 @@ const kb_impl kb_impl_rope_yarn_vk = {
     .prepare = ry_prepare,
     .run = ry_run,
     .finish = ry_finish,
+    .reset = ry_reset,
     .release = ry_release,
 };

@@ -104,6 +104,7 @@ static const char *cm_available(const kb_env *env)
 #define CM_PREPARE cm_prepare
 #define CM_RUN kb_mma_vk_run
 #define CM_FINISH kb_mma_vk_finish
+#define CM_RESET kb_mma_vk_reset
 #define CM_RELEASE kb_mma_vk_release
 #else
 /* Not built: the implementations list, and say why. */
@@ -115,6 +116,7 @@ static const char *cm_available(const kb_env *env)
 #define CM_PREPARE NULL
 #define CM_RUN NULL
 #define CM_FINISH NULL
+#define CM_RESET NULL
 #define CM_RELEASE NULL
 #endif
 
@@ -134,6 +136,7 @@ static const char *cm_available(const kb_env *env)
         .prepare = CM_PREPARE,                                                                     \
         .run = CM_RUN,                                                                             \
         .finish = CM_FINISH,                                                                       \
+        .reset = CM_RESET,                                                                         \
         .release = CM_RELEASE,                                                                     \
     };
 MMA_CM(q8_0)

@@ -114,6 +114,7 @@ PREP(prep_hh, HH)
         .prepare = prep,                                                                           \
         .run = kb_mma_vk_run,                                                                      \
         .finish = kb_mma_vk_finish,                                                                \
+        .reset = kb_mma_vk_reset,                                                                  \
         .release = kb_mma_vk_release,                                                              \
     };
 #define MMA_VK3(fmt)                                                                               \

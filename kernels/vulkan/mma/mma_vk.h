@@ -29,6 +29,7 @@ int kb_mma_vk_record(struct kb_vk *vk, kb_mma_vk *st, const kb_vk_pipe *pipe, ui
 
 int kb_mma_vk_run(void *state, const kb_env *env, double *gpu_seconds);
 int kb_mma_vk_finish(void *state, kb_tensor *out);
+int kb_mma_vk_reset(void *state, const kb_tensor *out);
 void kb_mma_vk_release(void *state);
 
 /* The spec constant of the format (mma_stage.glsl FMT) and a4's group (else 32). */

@@ -144,6 +144,18 @@ int kb_mma_vk_run(void *state, const kb_env *env, double *gpu_seconds)
     return 0;
 }
 
+/* The runner poisoned `out` again: the device copy too (kb_impl.reset). */
+int kb_mma_vk_reset(void *state, const kb_tensor *out)
+{
+    kb_mma_vk *st = state;
+    char err[256];
+    if (kb_vk_buf_write(st->c, 0, out[MMA_C].data, st->cbytes, err, sizeof err) != 0) {
+        fprintf(stderr, "mma vk reset: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
 int kb_mma_vk_finish(void *state, kb_tensor *out)
 {
     kb_mma_vk *st = state;

@@ -106,6 +106,7 @@ static int embed_record(kb_wfmt f, const kb_env *env, const kb_case *c, kb_vk_cm
         .prepare = prepare_##NAME,                                                             \
         .run = kb_vk_rec_run,                                                                  \
         .finish = kb_vk_rec_finish,                                                            \
+        .reset = kb_vk_rec_reset,                                                              \
         .release = kb_vk_rec_release,                                                          \
         .record = record_##NAME,                                                               \
     };
@@ -211,6 +212,7 @@ EW_REC(cvt_f16, 3, 1)
         .prepare = NAME##_prepare,                                                             \
         .run = kb_vk_rec_run,                                                                  \
         .finish = kb_vk_rec_finish,                                                            \
+        .reset = kb_vk_rec_reset,                                                              \
         .release = kb_vk_rec_release,                                                          \
         .record = NAME##_record,                                                               \
     };

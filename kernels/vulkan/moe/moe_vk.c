@@ -80,6 +80,19 @@ static int mv_run(void *state, const kb_env *env, double *gpu_seconds)
     return 0;
 }
 
+/* The runner poisoned `out` again: the device copies too (kb_impl.reset). */
+static int mv_reset_outputs(void *state, const kb_tensor *out)
+{
+    mv_state *s = state;
+    char err[256];
+    for (int o = 0; o < s->nout; o++)
+        if (kb_vk_buf_write(s->out[o], 0, out[o].data, s->out_bytes[o], err, sizeof err) != 0) {
+            fprintf(stderr, "moe vk reset: %s\n", err);
+            return -1;
+        }
+    return 0;
+}
+
 static int mv_finish_outputs(void *state, kb_tensor *out)
 {
     mv_state *s = state;
@@ -197,6 +210,7 @@ const kb_impl kb_impl_moe_route_vk = {
     .prepare = route_prepare,
     .run = mv_run,
     .finish = mv_finish_outputs,
+    .reset = mv_reset_outputs,
     .release = mv_release,
 };
 
@@ -490,6 +504,7 @@ const kb_impl kb_impl_moe_ffn_vk = {
     .prepare = ffn_prepare,
     .run = mv_run,
     .finish = mv_finish_outputs,
+    .reset = mv_reset_outputs,
     .release = mv_release,
 };
 
@@ -551,5 +566,6 @@ const kb_impl kb_impl_moe_layer_vk = {
     .prepare = layer_prepare,
     .run = mv_run,
     .finish = mv_finish_outputs,
+    .reset = mv_reset_outputs,
     .release = mv_release,
 };
