@@ -1,38 +1,63 @@
 #!/usr/bin/env bash
-# Runs on the lent GPU machine (the device tool), from the repository root, with the binaries
-# (build-dev/: kbench and tests, stripped copies of build/; the carry limit is 64 MiB) and .gl/
-# carried from a Debian 12 build: unpacks the Vulkan loader, runs the kernel tests on that host
-# (its CPU has AVX-512), then Vulkan attention (vk and vk_cm: decode T = 8192/32768, prefill)
-# beside its read yardstick and PyTorch's SDPA on the same GPU. Results in $OUT.
-#   scripts/device-run.sh            (carry: build-dev, .gl)
+# Runs on the lent GPU machine (the device tool), from the repository root, with prebuilt
+# binaries carried (build-dev/: kbench and the test programs, stripped copies of a default build
+# made with .toolchain/glslang15, so every shader variant is in; the carry limit is 64 MiB) and
+# the Vulkan loader and libraries as Debian 12 packages (.gl/, .gl/extra/). Builds nothing.
+#   scripts/device-run.sh A   machine facts, every test program (the host's AVX-512/VNNI/AMX
+#                             and the GPU's Vulkan, NV and KHR cooperative matrices), then
+#                             suites/gpu.suite with every Vulkan implementation
+#   scripts/device-run.sh B   the PyTorch yardsticks (matvec bf16, SDPA, GEMM, MLA, routing,
+#                             GatedDeltaNet), the persistent attention decode, kbench model
+#                             (llama3-8b on Vulkan: 32 layers, context 1024; and a diff run)
+# Files in $OUT (the device tool brings back at most 8): machine.txt and A: tests.txt,
+# gpu.csv, gpu.json; B: torch.txt, attn_persistent.csv, model.txt, model_diff.txt.
+# Every step has a time limit, so that one call stays inside the tool's 10 minutes.
 set -uo pipefail
+part=${1:?usage: scripts/device-run.sh A|B}
 for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
 mkdir -p /tmp/kblib; for f in .gl/extra/*.deb; do dpkg -x "$f" /tmp/kblib; done
-# hwloc and cmocka from Debian, beside the host's own libraries (never over them)
+# hwloc, cmocka and udev from Debian, beside the host's own libraries (never over them)
 export LD_LIBRARY_PATH=/tmp/kblib/usr/lib/x86_64-linux-gnu
 bin=${KB_BIN:-build-dev}
 ldd $bin/kbench | grep -q "libudev.so.1 => not found" &&
   export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:/tmp/kblib/lib/x86_64-linux-gnu
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 kb=./$bin/kbench
-{ nvidia-smi -L; lscpu | grep -E "Model name|^CPU\(s\)"; $kb --list | grep -E "vk|avx512"; } > "$OUT/machine.txt" 2>&1
-# every kernel test (the harness's own tests need the source tree's scripts: not run here)
-(cd $bin/tests && for t in test_*; do case $t in test_read|test_matvec_*|test_attention_*)
-   [ -x $t ] && { KBENCH=../kbench timeout 200 ./$t; echo "$t exit $?"; };; esac; done) \
-  > "$OUT/tests.txt" 2>&1
-grep -E "exit|FAIL|ERROR|PASSED|SKIPPED" "$OUT/tests.txt"
-# Llama-3-8B (32 q / 8 kv x 128) and Qwen3.5 full attention (32 q / 2 kv x 256), f16 cache;
-# read rows of the decode caches' sizes (32, 128 MiB Llama; 64 MiB Qwen T = 32768)
-cat > /tmp/att.suite <<'S'
-read mib=32,64,128 label=read.yardstick
-attn_decode heads=32 kv_heads=8 head_dim=128 T=8192,32768 label=llama3-8b
-attn_decode heads=32 kv_heads=2 head_dim=256 T=8192,32768 label=qwen35.full
-attn_prefill heads=32 kv_heads=8 head_dim=128 n_q=4096 label=llama3-8b
-attn_prefill heads=32 kv_heads=2 head_dim=256 n_q=2048 label=qwen35.full
-S
-timeout 420 $kb --suite /tmp/att.suite --impl '^vk' -q --csv -o "$OUT/attention_vk.csv" \
-  --json "$OUT/attention_vk.json"
-echo "attention exit $?"
-python3 scripts/torch_sdpa.py 32 8 128 4096 32 2 256 2048 > "$OUT/torch_sdpa.csv" 2>&1
-cat "$OUT/machine.txt" "$OUT/torch_sdpa.csv"
-cut -d, -f1,3,4,7,8,14,23,24,25 "$OUT/attention_vk.csv"
+export KB_DATA_DIR=$PWD
+{ date -u; nvidia-smi -L; lscpu | grep -E "Model name|^CPU\(s\)|Flags" | sed 's/Flags:/Flags:/' | cut -c1-2000
+  $kb --version; $kb --list | grep -vE "^ *$" ; } > "$OUT/machine.txt" 2>&1
+head -4 "$OUT/machine.txt"
+
+if [ "$part" = A ]; then
+  # every test program, 6 at a time, each at most 240 s (the harness's script tests need the
+  # source tree's build layout: not run here)
+  (cd $bin/tests && ls test_* | xargs -P 6 -I{} sh -c \
+     'KBENCH=../kbench timeout 240 ./{} > /tmp/t_{}.log 2>&1; echo "{} exit $?" >> /tmp/t_{}.log'
+   cat /tmp/t_test_*.log) > "$OUT/tests.txt" 2>&1
+  grep -E " exit [0-9]+$" "$OUT/tests.txt" | sort | uniq -c | sort -rn | head -60
+  grep -cE "\[  FAILED  \]|\[  ERROR   \]" "$OUT/tests.txt"
+  timeout 330 $kb --suite gpu --impl '^vk' -q --csv -o "$OUT/gpu.csv" --json "$OUT/gpu.json"
+  echo "gpu suite exit $?"
+  cut -d, -f1,2,3,4,7,8,10,11,12 "$OUT/gpu.csv" 2>/dev/null
+elif [ "$part" = B ]; then
+  export PYTHONUNBUFFERED=1
+  {
+    echo "## torch_yardstick.py"; timeout 120 python3 scripts/torch_yardstick.py
+    echo "## torch_mma.py"; timeout 60 python3 scripts/torch_mma.py 512 14336 4096
+    echo "## torch_sdpa.py"; timeout 60 python3 scripts/torch_sdpa.py 32 8 128 4096
+    echo "## torch_mla.py"; timeout 60 python3 scripts/torch_mla.py
+    echo "## torch_moe_route.py"; timeout 60 python3 scripts/torch_moe_route.py 1 4096
+    echo "## torch_gdn.py"; timeout 60 python3 scripts/torch_gdn.py 1 16
+  } > "$OUT/torch.txt" 2>&1
+  cat "$OUT/torch.txt" | grep -v "^#" | head -80
+  printf 'read mib=64,128 label=read.yardstick\nattn_decode heads=32 kv_heads=8 head_dim=128 T=32768 label=llama3-8b\nattn_decode heads=32 kv_heads=2 head_dim=256 T=32768 label=qwen35.full\n' > /tmp/pd.suite
+  for v in direct persistent; do
+    KB_VK_ATTN_DECODE=$v timeout 60 $kb --suite /tmp/pd.suite --impl '^vk$' -q --csv |
+      sed "s/,vk,/,vk-$v,/"
+  done > "$OUT/attn_persistent.csv" 2>&1
+  cut -d, -f1,3,4,10,11,12 "$OUT/attn_persistent.csv"
+  timeout 200 $kb model llama3-8b --backend vk --layers 32 --prompt 1024 --gen 32 -q \
+    -o "$OUT/model.txt"; echo "model exit $?"; head -12 "$OUT/model.txt"
+  timeout 120 $kb model llama3-8b --backend ref,cpu,vk --layers 2 --prompt 16 --gen 16 -q \
+    -o "$OUT/model_diff.txt"; echo "model diff exit $?"; head -12 "$OUT/model_diff.txt"
+fi

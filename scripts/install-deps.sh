@@ -13,9 +13,21 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 pkgs=(build-essential cmake pkg-config libvulkan-dev mesa-vulkan-drivers glslang-tools
       libhwloc-dev libcmocka-dev gnuplot-nox python3 clang libclang-rt-14-dev)
+# Installed or not, read from dpkg's database itself: a development machine once had a dpkg-query that
+# never returned (a wrapper that ran itself), which would hang this script (and CI) for good.
+installed() {
+  awk -v want="$1" 'BEGIN { RS = ""; FS = "\n" }
+    { pk = ""; st = ""
+      for (i = 1; i <= NF; i++) {
+        if ($i ~ /^Package: /) pk = substr($i, 10)
+        else if ($i ~ /^Status: /) st = substr($i, 9)
+      }
+      if (pk == want && st == "install ok installed") { found = 1; exit } }
+    END { exit !found }' /var/lib/dpkg/status 2>/dev/null
+}
 missing=()
 for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  installed "$p" || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all Debian 12 packages present"
@@ -32,7 +44,8 @@ else
     echo "install-deps: run as root, or install them: apt-get install ${missing[*]}" >&2
     exit 1
   fi
-  apt=(apt-get -o DPkg::Lock::Timeout=600)
+  # every apt step bounded: a hang becomes a message and a failure, not a CI timeout
+  apt=(timeout 1500 apt-get -o DPkg::Lock::Timeout=600)
   # DPkg::Lock::Timeout covers dpkg's lock, not the lists lock `update` takes: retry that
   err=$(mktemp)
   for wait in $(seq 0 10 600); do
@@ -94,9 +107,9 @@ fetch_glslang15() {
            -o APT::Architecture=amd64 -o Debug::NoLocking=1 -o APT::Sandbox::User="$(id -un)"
            -o Acquire::Retries=1 -o Acquire::http::Timeout=30 -o Acquire::https::Timeout=30)
   echo "install-deps: fetching Debian 13 ${tc_pkgs[*]} into .toolchain/glslang15 ($mirror)"
-  apt-get "${A[@]}" --error-on=any update >"$work/log" 2>&1 || {
+  timeout 600 apt-get "${A[@]}" --error-on=any update >"$work/log" 2>&1 || {
     tail -3 "$work/log" >&2; return 1; }
-  (cd "$work/debs" && apt-get "${A[@]}" download "${tc_pkgs[@]}") >>"$work/log" 2>&1 || {
+  (cd "$work/debs" && timeout 600 apt-get "${A[@]}" download "${tc_pkgs[@]}") >>"$work/log" 2>&1 || {
     tail -3 "$work/log" >&2; return 1; }
   local deb
   for deb in "$work"/debs/*.deb; do

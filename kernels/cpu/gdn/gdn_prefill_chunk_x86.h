@@ -35,6 +35,8 @@ typedef struct gc_job {
     float *o, *S1;
     gdn_shape s;
     int64_t split; /* row blocks per head */
+    float *scratch;     /* per_thread floats for each worker, 64-byte aligned */
+    size_t per_thread;
 } gc_job;
 
 /* The thread's scratch, in floats: see gc_unit. */
@@ -197,11 +199,11 @@ KB_TARGET_AVX512 KB_INLINE void gc_solve_out(const gc_job *J, int64_t h, int64_t
 }
 
 /* One unit: value head h, rows [r0, r0 + R). */
-KB_TARGET_AVX512 static void gc_unit(const gc_job *J, int64_t h, int64_t r0, int64_t R)
+KB_TARGET_AVX512 static void gc_unit(const gc_job *J, int tid, int64_t h, int64_t r0, int64_t R)
 {
     const gdn_shape *s = &J->s;
     const int64_t dk = s->dk, dv = s->dv, RV = R / 16, kh = h / (s->hv / s->hk);
-    float *St = kb_scratch(sizeof(float) * gc_scratch_floats(dk, R));
+    float *St = J->scratch + (size_t)tid * J->per_thread;
     float *Kc = St + dk * R, *Qc = Kc + GC_C * dk, *Kt = Qc + GC_C * dk;
     float *G = Kt + GC_C * dk, *A = G + GC_C * GC_C, *M = A + GC_C * GC_C;
     float *W = M + GC_C * GC_C, *P = W + GC_C * R, *U = P + GC_C * R;
@@ -292,7 +294,7 @@ KB_TARGET_AVX512 static void gc_task(void *arg, int tid, int nt)
     int64_t lo, hi;
     kb_split(J->s.hv * J->split, 1, tid, nt, &lo, &hi);
     for (int64_t u = lo; u < hi; u++)
-        gc_unit(J, u / J->split, (u % J->split) * R, R);
+        gc_unit(J, tid, u / J->split, (u % J->split) * R, R);
 }
 
 static void gc_run(const kb_case *c, const kb_tensor *in, kb_tensor *out, kb_pool *pool)
@@ -306,6 +308,10 @@ static void gc_run(const kb_case *c, const kb_tensor *in, kb_tensor *out, kb_poo
     J.split = 1;
     while (J.s.hv * J.split < nt && J.s.dv / (J.split * 2) >= 16)
         J.split *= 2;
+    /* each worker's scratch in one buffer of the calling thread's (kb_scratch in a worker
+     * would be that worker's thread-local buffer, lost when a pool of other size replaces it) */
+    J.per_thread = (gc_scratch_floats(J.s.dk, J.s.dv / J.split) + 15) / 16 * 16;
+    J.scratch = kb_scratch(sizeof(float) * J.per_thread * (size_t)nt);
     kb_pool_run(pool, gc_task, &J);
 }
 
