@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Runs on the lent GPU machine (the device tool), from the repository root, with prebuilt
-# binaries carried (build-dev/: kbench and the test programs, stripped copies of a default build
-# made with .toolchain/glslang15, so every shader variant is in; the carry limit is 64 MiB) and
+# binaries carried (.devbin/build-dev.tar.xz: kbench and the test programs, stripped copies of a
+# default build made with .toolchain/glslang15, so every shader variant is in; xz because the
+# carry limit is 64 MiB and the 40 programs are 58 MB) and
 # the Vulkan loader and libraries as Debian 12 packages (.gl/, .gl/extra/). Builds nothing.
+# Made here with: cmake --build --preset default; mkdir -p build-dev/tests; cp build/kbench
+# build-dev; cp build/tests/test_* build-dev/tests; strip build-dev/kbench build-dev/tests/*;
+# tar -cJf .devbin/build-dev.tar.xz build-dev   (then carry .gl and .devbin)
 #   scripts/device-run.sh A   machine facts, every test program (the host's AVX-512/VNNI/AMX
 #                             and the GPU's Vulkan, NV and KHR cooperative matrices), then
 #                             suites/gpu.suite with every Vulkan implementation
@@ -19,6 +23,7 @@ mkdir -p /tmp/kblib; for f in .gl/extra/*.deb; do dpkg -x "$f" /tmp/kblib; done
 # hwloc, cmocka and udev from Debian, beside the host's own libraries (never over them)
 export LD_LIBRARY_PATH=/tmp/kblib/usr/lib/x86_64-linux-gnu
 bin=${KB_BIN:-build-dev}
+[ -x $bin/kbench ] || tar -xJf .devbin/build-dev.tar.xz
 ldd $bin/kbench | grep -q "libudev.so.1 => not found" &&
   export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:/tmp/kblib/lib/x86_64-linux-gnu
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
