@@ -8,10 +8,22 @@
  * wrote (or writes one it read), so independent ops (the q, k, v projections) overlap; a
  * timestamp at each barrier times the group of ops before it, whose time is split among them
  * by their cost model's bytes (the breakdown). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "model.h"
+
+#ifndef KB_HAVE_VULKAN
+/* A build without Vulkan (the fuzz preset): the backend says so. */
+mdl_backend *mdl_backend_vk(const mdl_model *m, int device, const char *spec, char *err,
+                            size_t errlen)
+{
+    (void)m, (void)device, (void)spec;
+    snprintf(err, errlen, "this kbench was built without Vulkan");
+    return NULL;
+}
+#else
 #include "stats.h"
 #include "vk.h"
 
@@ -428,3 +440,4 @@ fail:
     vk_free(&s->b);
     return NULL;
 }
+#endif /* KB_HAVE_VULKAN */
