@@ -88,6 +88,15 @@ static void test_shipped_suites_parse(void **st)
     assert_true(cl.n > 20);
     free(p);
     kb_case_list_free(&cl);
+    /* every shipped suite, whole and its quick lines (what `kbench` with no selection loads):
+     * a malformed line in any one of them breaks the README's main command */
+    for (int quick = 0; quick <= 1; quick++) {
+        kb_case_list all = {0};
+        if (kb_suite_load_all(quick, &all, err, sizeof err) != 0)
+            fail_msg("%s", err);
+        assert_true(all.n > 0);
+        kb_case_list_free(&all);
+    }
 }
 
 static void test_shape_match(void **st)
