@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every test, as CI runs it (.ci/run, after scripts/install-deps.sh): the default build's tests,
+# Every test, as CI runs it (the README's test command, .ci/run), with a time limit per phase: the default build's tests,
 # the sanitizer build's (ASan + UBSan at -O1, the CLI fuzzer among them), and 60 s of libFuzzer
 # on the suite and shape parsers (clang). About 15 minutes on 2 cores from nothing built; stops
 # at the first failure. Each phase has a time limit (KB_PHASE_LIMIT seconds, default 1500), so a

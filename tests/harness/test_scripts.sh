@@ -188,5 +188,15 @@ sed 's/,torch,cuda,/,vk,vulkan,/' "$TMP/yard.csv" | grep -E '^(family|read,.*mib
 run "$t" 0 python3 "$YARD" --dry-run --only 'read mib=256' --impl vk --backend vulkan -o "$TMP/yard2.csv" &&
     run "$t" 0 "$COMPARE" "$TMP/yard2.csv" "$TMP/yard_vk.csv" && has "$t" "1 rows: 1 same" && ok "$t"
 
+# .ci/run runs exactly the README's test command (the line after "# the tests")
+t=".ci/run runs the README's test command"
+readme_cmd=$(sed -n '/^# the tests/,/^bash /p' "$SRC/README.md" | tail -1)
+ci_cmd=$(grep '^bash scripts/install-deps.sh' "$SRC/.ci/run")
+if [ -n "$readme_cmd" ] && [ "$readme_cmd" = "$ci_cmd" ] && [[ $ci_cmd == *"ctest --preset"* ]]; then
+    ok "$t"
+else
+    bad "$t" "README: '$readme_cmd' vs .ci/run: '$ci_cmd'"
+fi
+
 echo "$pass passed, $fail failed$([ "$skip" -gt 0 ] && echo ", $skip skipped")"
 [ "$fail" -eq 0 ]
